@@ -1,0 +1,1 @@
+//! OTLP receivers: gRPC (`grpc`) and HTTP (`http`, protobuf and JSON).

@@ -1,0 +1,1 @@
+//! Query API, OpenAPI document, health and `/metrics`.

@@ -1,0 +1,45 @@
+//! Where sketches live: a trait with an embedded (in-memory) implementation and,
+//! later, Redis. Ingest and serve only see the trait.
+
+use async_trait::async_trait;
+
+use crate::signal::{SeriesKey, SignalKind};
+use crate::sketch::{SeriesSketch, WindowedSketch};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Which series and which time range a query reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreQuery {
+    /// `None` reads every tenant (operator and fleet queries only).
+    pub tenant: Option<String>,
+    pub kind: SignalKind,
+    pub cluster: Option<String>,
+    pub model: Option<String>,
+    pub from_unix_secs: u64,
+    pub to_unix_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreHealth {
+    pub ready: bool,
+    pub detail: String,
+}
+
+#[async_trait]
+pub trait SketchStore: Send + Sync {
+    /// Merges sketches into the store; returns once they are durable for this
+    /// store's notion of durable.
+    async fn merge(&self, sketches: Vec<WindowedSketch>) -> Result<(), StoreError>;
+
+    /// Every matching series, its windows in range merged into one sketch.
+    async fn query(&self, query: &StoreQuery) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError>;
+
+    async fn health(&self) -> StoreHealth;
+}

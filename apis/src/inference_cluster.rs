@@ -1,0 +1,211 @@
+//! `InferenceCluster` (cluster-scoped): the fields under `spec.signals` and
+//! `status.signals`, plus the few fields of Modelplane's kind the function reads.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::RetentionDuration;
+use crate::signal_kind::SignalKind;
+
+pub const INFERENCE_CLUSTER_KIND: &str = "InferenceCluster";
+
+/// The parts of an InferenceCluster XR this project reads. Unknown fields (the
+/// rest of Modelplane's spec) are ignored, not rejected.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceCluster {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: InferenceClusterSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<InferenceClusterStatus>,
+}
+
+/// Minimal object metadata: what naming and ownership need.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectMeta {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceClusterSpec {
+    /// Which signals this cluster emits and how they are handled. Absent: no agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<SignalsSpec>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalsSpec {
+    /// Signal kinds to capture, each at most once.
+    #[serde(default)]
+    pub kinds: Vec<SignalKindPolicy>,
+    #[serde(default)]
+    pub privacy: PrivacyPolicy,
+    #[serde(default)]
+    pub retention: RetentionPolicy,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<CostPolicy>,
+    /// Overrides for the rendered collector agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentOverrides>,
+    /// Where the agent sends what it captures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregator: Option<AggregatorEndpoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalKindPolicy {
+    pub name: SignalKind,
+    /// Fraction of events kept, 0..1. Only span-derived kinds can be thinned.
+    #[serde(default = "default_sample_rate")]
+    pub sample_rate: f64,
+}
+
+pub fn default_sample_rate() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum PrivacyScope {
+    /// Aggregates stay within the tenant (namespace) that produced them.
+    #[default]
+    PerTenant,
+    /// Aggregates may join cross-tenant fleet roll-ups.
+    Fleet,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivacyPolicy {
+    #[serde(default)]
+    pub scope: PrivacyScope,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RetentionPolicy {
+    /// How long sketches are kept, e.g. `30d`.
+    #[serde(default)]
+    pub sketches: RetentionDuration,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CostPolicy {
+    #[serde(default)]
+    pub pricing: Vec<GpuPrice>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GpuPrice {
+    /// GPU SKU as the DCGM exporter names it, e.g. `H100-SXM5-80GB`.
+    pub gpu: String,
+    pub price_per_gpu_hour: f64,
+    #[serde(default = "default_currency")]
+    pub currency: String,
+}
+
+pub fn default_currency() -> String {
+    "USD".to_string()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentOverrides {
+    /// Collector image; must be an opentelemetry-collector-k8s build that knows
+    /// the component names the function emits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    /// Namespace of the agent on the workload cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Namespaces whose engines are scraped; empty means every namespace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scrape_namespaces: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub limits: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AggregatorEndpoint {
+    /// OTLP/gRPC endpoint of the signal-aggregator, `host:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Secret (in the agent namespace) holding this cluster's ingest token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_secret_ref: Option<SecretKeySelector>,
+    /// Send without TLS (only for in-cluster tests).
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeySelector {
+    pub name: String,
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceClusterStatus {
+    /// ProviderConfig that targets the workload cluster (set by Modelplane).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_config_ref: Option<ProviderConfigRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals: Option<SignalsStatus>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProviderConfigRef {
+    pub name: String,
+}
+
+/// What an operator needs to see that signals flow.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignalsStatus {
+    #[serde(default)]
+    pub enabled_kinds: Vec<SignalKind>,
+    /// RFC 3339 time the aggregator last stored data from this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_flush: Option<String>,
+    /// Items the aggregator refused or dropped for this cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dropped_events: Option<u64>,
+    /// RFC 3339 time of the newest datapoint per kind.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_datapoint: BTreeMap<SignalKind, String>,
+    /// Whether the cluster's agent reported within the last few flush intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_reporting: Option<bool>,
+}

@@ -1,0 +1,22 @@
+//! Spec and status types for the fields modelplane-signals owns on Modelplane's
+//! composite resources. These types are the single source of truth: the XRDs in
+//! `apis/xrds/` are checked against them by `tests/xrd_agreement.rs`.
+
+pub mod duration;
+pub mod inference_cluster;
+pub mod model_service;
+pub mod signal_kind;
+pub mod validation;
+
+pub use duration::RetentionDuration;
+pub use inference_cluster::*;
+pub use model_service::*;
+pub use signal_kind::SignalKind;
+pub use validation::{FieldError, FieldErrors};
+
+/// API group of every kind this project extends.
+pub const GROUP: &str = "modelplane.ai";
+/// API version of every kind this project extends.
+pub const VERSION: &str = "v1alpha1";
+/// `apiVersion` string of both kinds.
+pub const API_VERSION: &str = "modelplane.ai/v1alpha1";

@@ -1,0 +1,279 @@
+//! Checks the XRD schema cannot express, plus the ones it does (a function must
+//! not trust that the schema ran: `render` and older XRDs skip it).
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use crate::inference_cluster::SignalsSpec;
+use crate::model_service::ObservabilitySpec;
+
+/// One invalid field, named by its path from the object root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every invalid field of one object, in the order they were found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub Vec<FieldError>);
+
+impl FieldErrors {
+    fn push(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn into_result(self) -> Result<(), FieldErrors> {
+        if self.0.is_empty() { Ok(()) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for FieldErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FieldErrors {}
+
+/// Largest number of pricing entries and header entries we accept; a bound keeps
+/// rendered configs and status small.
+pub const MAX_LIST_ITEMS: usize = 64;
+
+fn check_ratio(errors: &mut FieldErrors, path: &str, value: f64) {
+    if !(0.0..=1.0).contains(&value) {
+        errors.push(path, format!("must be between 0 and 1, got {value}"));
+    }
+}
+
+/// A DNS-1123 label/subdomain-ish name, as Kubernetes requires for Secret names
+/// and namespaces.
+fn is_dns_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && s.as_bytes()[0].is_ascii_alphanumeric()
+        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
+}
+
+/// An HTTP header field name (RFC 9110 token).
+fn is_header_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl SignalsSpec {
+    /// Validates `spec.signals`; paths in errors start at `spec.signals`.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::default();
+        let mut seen = BTreeSet::new();
+        for (i, kind) in self.kinds.iter().enumerate() {
+            if !seen.insert(kind.name) {
+                errors.push(
+                    format!("spec.signals.kinds[{i}].name"),
+                    format!("{} is listed more than once", kind.name),
+                );
+            }
+            check_ratio(
+                &mut errors,
+                &format!("spec.signals.kinds[{i}].sampleRate"),
+                kind.sample_rate,
+            );
+            if !kind.name.is_span_derived() && kind.sample_rate < 1.0 {
+                errors.push(
+                    format!("spec.signals.kinds[{i}].sampleRate"),
+                    format!(
+                        "{} comes from scraped metrics, which cannot be sampled; remove sampleRate or set it to 1",
+                        kind.name
+                    ),
+                );
+            }
+        }
+        if let Some(cost) = &self.cost {
+            if cost.pricing.len() > MAX_LIST_ITEMS {
+                errors.push(
+                    "spec.signals.cost.pricing",
+                    format!("at most {MAX_LIST_ITEMS} entries"),
+                );
+            }
+            let mut gpus = BTreeSet::new();
+            for (i, price) in cost.pricing.iter().enumerate() {
+                let path = format!("spec.signals.cost.pricing[{i}]");
+                if price.gpu.trim().is_empty() {
+                    errors.push(format!("{path}.gpu"), "must not be empty");
+                } else if !gpus.insert(price.gpu.as_str()) {
+                    errors.push(format!("{path}.gpu"), format!("{} is priced twice", price.gpu));
+                }
+                if !(price.price_per_gpu_hour.is_finite() && price.price_per_gpu_hour >= 0.0) {
+                    errors.push(
+                        format!("{path}.pricePerGpuHour"),
+                        format!("must be a non-negative number, got {}", price.price_per_gpu_hour),
+                    );
+                }
+                if price.currency.len() != 3 || !price.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                    errors.push(
+                        format!("{path}.currency"),
+                        format!("must be an ISO 4217 code such as USD, got {:?}", price.currency),
+                    );
+                }
+            }
+        }
+        if let Some(agent) = &self.agent {
+            if let Some(replicas) = agent.replicas
+                && !(1..=10).contains(&replicas)
+            {
+                errors.push(
+                    "spec.signals.agent.replicas",
+                    format!("must be between 1 and 10, got {replicas}"),
+                );
+            }
+            if let Some(ns) = &agent.namespace
+                && !is_dns_name(ns)
+            {
+                errors.push(
+                    "spec.signals.agent.namespace",
+                    format!("{ns:?} is not a valid namespace name"),
+                );
+            }
+            for (i, ns) in agent.scrape_namespaces.iter().enumerate() {
+                if !is_dns_name(ns) {
+                    errors.push(
+                        format!("spec.signals.agent.scrapeNamespaces[{i}]"),
+                        format!("{ns:?} is not a valid namespace name"),
+                    );
+                }
+            }
+            if let Some(image) = &agent.image
+                && (image.trim().is_empty() || image.contains(char::is_whitespace))
+            {
+                errors.push("spec.signals.agent.image", format!("{image:?} is not an image reference"));
+            }
+        }
+        if let Some(aggregator) = &self.aggregator {
+            if let Some(endpoint) = &aggregator.endpoint
+                && !is_host_port(endpoint)
+            {
+                errors.push(
+                    "spec.signals.aggregator.endpoint",
+                    format!("{endpoint:?} is not host:port"),
+                );
+            }
+            if let Some(secret) = &aggregator.token_secret_ref {
+                check_secret_ref(&mut errors, "spec.signals.aggregator.tokenSecretRef", &secret.name, &secret.key);
+            }
+        }
+        errors.into_result()
+    }
+}
+
+fn is_host_port(s: &str) -> bool {
+    match s.rsplit_once(':') {
+        Some((host, port)) => {
+            !host.is_empty()
+                && !host.contains('/')
+                && !host.contains(char::is_whitespace)
+                && port.parse::<u16>().is_ok_and(|p| p > 0)
+        }
+        None => false,
+    }
+}
+
+fn check_secret_ref(errors: &mut FieldErrors, path: &str, name: &str, key: &str) {
+    if !is_dns_name(name) {
+        errors.push(format!("{path}.name"), format!("{name:?} is not a valid Secret name"));
+    }
+    let key_ok = !key.is_empty()
+        && key.len() <= 253
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+    if !key_ok {
+        errors.push(format!("{path}.key"), format!("{key:?} is not a valid Secret key"));
+    }
+}
+
+impl ObservabilitySpec {
+    /// Validates `spec.observability`; paths in errors start at `spec.observability`.
+    pub fn validate(&self) -> Result<(), FieldErrors> {
+        let mut errors = FieldErrors::default();
+        if let Some(metrics) = &self.metrics {
+            if let Some(rate) = metrics.sample_rate {
+                check_ratio(&mut errors, "spec.observability.metrics.sampleRate", rate);
+            }
+            let mut seen = BTreeSet::new();
+            for (i, extra) in metrics.extra_signals.iter().enumerate() {
+                let path = format!("spec.observability.metrics.extraSignals[{i}]");
+                let pascal = extra.len() <= 63
+                    && extra.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                    && extra.chars().all(|c| c.is_ascii_alphanumeric());
+                if !pascal {
+                    errors.push(path, format!("{extra:?} must be a PascalCase signal name"));
+                } else if !seen.insert(extra.as_str()) {
+                    errors.push(path, format!("{extra} is listed more than once"));
+                }
+            }
+        }
+        if let Some(traces) = &self.traces {
+            if traces.enabled {
+                match &traces.endpoint {
+                    None => errors.push(
+                        "spec.observability.traces.endpoint",
+                        "is required when traces.enabled is true",
+                    ),
+                    Some(endpoint) => {
+                        let scheme_ok = endpoint.starts_with("https://") || endpoint.starts_with("http://");
+                        if !scheme_ok || endpoint.contains(char::is_whitespace) {
+                            errors.push(
+                                "spec.observability.traces.endpoint",
+                                format!("{endpoint:?} must be an http:// or https:// URL"),
+                            );
+                        }
+                    }
+                }
+            }
+            if traces.headers.len() > MAX_LIST_ITEMS {
+                errors.push("spec.observability.traces.headers", format!("at most {MAX_LIST_ITEMS} headers"));
+            }
+            for (name, value) in &traces.headers {
+                let path = format!("spec.observability.traces.headers[{name}]");
+                if !is_header_name(name) {
+                    errors.push(path.clone(), format!("{name:?} is not a valid HTTP header name"));
+                }
+                match (&value.value, &value.value_from) {
+                    (Some(_), None) => {}
+                    (None, Some(source)) => check_secret_ref(
+                        &mut errors,
+                        &format!("{path}.valueFrom.secretKeyRef"),
+                        &source.secret_key_ref.name,
+                        &source.secret_key_ref.key,
+                    ),
+                    _ => errors.push(path, "set exactly one of value or valueFrom"),
+                }
+            }
+            if let Some(sampling) = &traces.sampling {
+                check_ratio(&mut errors, "spec.observability.traces.sampling.ratio", sampling.ratio);
+            }
+        }
+        errors.into_result()
+    }
+}
