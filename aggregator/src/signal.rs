@@ -34,18 +34,22 @@ pub enum Field {
     PrefixCacheHits,
     QueueDepth,
     RunningRequests,
+    Preemptions,
     // PrefixHash
     PrefixHashes,
     // Capacity (dims: sku, tier)
     Gpus,
     GpusAllocated,
     GpuUtilization,
+    GpuMemoryUsedBytes,
+    GpuMemoryFreeBytes,
     KvCacheUtilization,
     ReplicasActive,
     ReplicasStarting,
     CacheBytesStaged,
-    // ColdStart (dims: phase, reason)
+    // ColdStart (dims: phase, reason, sku, context)
     PhaseSeconds,
+    LaunchSeconds,
     LaunchAttempts,
     LaunchSuccesses,
     LaunchFailures,
@@ -76,15 +80,19 @@ impl Field {
             Field::PrefixCacheHits => "prefix_cache_hits",
             Field::QueueDepth => "queue_depth",
             Field::RunningRequests => "running_requests",
+            Field::Preemptions => "preemptions",
             Field::PrefixHashes => "prefix_hashes",
             Field::Gpus => "gpus",
             Field::GpusAllocated => "gpus_allocated",
             Field::GpuUtilization => "gpu_utilization",
+            Field::GpuMemoryUsedBytes => "gpu_memory_used_bytes",
+            Field::GpuMemoryFreeBytes => "gpu_memory_free_bytes",
             Field::KvCacheUtilization => "kv_cache_utilization",
             Field::ReplicasActive => "replicas_active",
             Field::ReplicasStarting => "replicas_starting",
             Field::CacheBytesStaged => "cache_bytes_staged",
             Field::PhaseSeconds => "phase_seconds",
+            Field::LaunchSeconds => "launch_seconds",
             Field::LaunchAttempts => "launch_attempts",
             Field::LaunchSuccesses => "launch_successes",
             Field::LaunchFailures => "launch_failures",
@@ -107,6 +115,8 @@ pub const DIM_TIER: &str = "tier";
 pub const DIM_PHASE: &str = "phase";
 pub const DIM_REASON: &str = "reason";
 pub const DIM_CAUSE: &str = "cause";
+/// Context-length bucket of a model launch (mesh-llm `context_bucket` values).
+pub const DIM_CONTEXT: &str = "context";
 
 /// A field plus its bounded dimensions (empty for most fields).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
