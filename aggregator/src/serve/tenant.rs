@@ -1,0 +1,134 @@
+//! `GET /v1/tenants/{tenant}/signals/{kind}`: one tenant's signals, grouped.
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use serde_json::{Value as Json_, json};
+
+use crate::serve::params::{GroupBy, Params, TimeRange, parse_kind, validate_identity};
+use crate::serve::signals::{self, Companion};
+use crate::serve::{ApiError, ApiState, window_json};
+use crate::signal::{Field, SeriesKey, SignalKind};
+use crate::sketch::SeriesSketch;
+use crate::store::StoreQuery;
+
+const PARAMETERS: &[&str] = &["cluster", "model", "window", "to", "groupBy"];
+
+/// Identity of one result group: the parts the query groups by.
+type GroupKey = (Option<String>, Option<String>);
+
+pub async fn signals(
+    State(state): State<ApiState>,
+    Path((tenant, kind)): Path<(String, String)>,
+    Query(raw): Query<HashMap<String, String>>,
+) -> Result<Json<Json_>, ApiError> {
+    validate_identity("tenant", &tenant)?;
+    let kind = parse_kind("kind", &kind)?;
+    let params = Params::new(raw, PARAMETERS)?;
+    let group_by = params.group_by()?;
+    let range = params.time_range((state.clock)(), state.store.retention_secs())?;
+    let query = StoreQuery {
+        tenant: Some(tenant.clone()),
+        kind,
+        cluster: params.identity("cluster")?,
+        model: params.identity("model")?,
+        from_unix_secs: range.from_unix_secs,
+        to_unix_secs: range.to_unix_secs,
+    };
+    let groups = grouped(&state, &query, group_by).await?;
+    let tokens = if kind == SignalKind::Cost {
+        let lifecycle = StoreQuery {
+            kind: SignalKind::RequestLifecycle,
+            ..query.clone()
+        };
+        Some(grouped(&state, &lifecycle, group_by).await?)
+    } else {
+        None
+    };
+    let window_secs = range.to_unix_secs - range.from_unix_secs;
+    let rendered: Vec<Json_> = groups
+        .iter()
+        .map(|(group, sketch)| {
+            let companion = Companion {
+                tokens: tokens.as_ref().map(|t| {
+                    t.get(group).map_or(0.0, |s| {
+                        signals::total_of(s, Field::InputTokens)
+                            + signals::total_of(s, Field::OutputTokens)
+                    })
+                }),
+            };
+            let mut body = serde_json::Map::new();
+            if let Some(cluster) = &group.0 {
+                body.insert("cluster".into(), json!(cluster));
+            }
+            if let Some(model) = &group.1 {
+                body.insert("model".into(), json!(model));
+            }
+            body.extend(signals::render_group(kind, sketch, window_secs, companion));
+            Json_::Object(body)
+        })
+        .collect();
+    Ok(Json(response(kind, &tenant, range, group_by, rendered)))
+}
+
+fn response(
+    kind: SignalKind,
+    tenant: &str,
+    range: TimeRange,
+    group_by: GroupBy,
+    groups: Vec<Json_>,
+) -> Json_ {
+    let mut by = Vec::new();
+    if group_by.cluster {
+        by.push("cluster");
+    }
+    if group_by.model {
+        by.push("model");
+    }
+    json!({
+        "kind": kind.as_str(),
+        "tenant": tenant,
+        "window": window_json(range),
+        "groupBy": by,
+        "groups": groups,
+    })
+}
+
+/// Runs `query` and merges the series of each group into one sketch (merging
+/// sketches, so quantiles of a group are quantiles of all its requests).
+pub async fn grouped(
+    state: &ApiState,
+    query: &StoreQuery,
+    group_by: GroupBy,
+) -> Result<BTreeMap<GroupKey, SeriesSketch>, ApiError> {
+    let series = state.store.query(query).await?;
+    merge_groups(series, |key| {
+        (
+            group_by.cluster.then(|| key.cluster.clone()),
+            group_by.model.then(|| key.model.clone()),
+        )
+    })
+}
+
+pub fn merge_groups<K: Ord>(
+    series: Vec<(SeriesKey, SeriesSketch)>,
+    group_of: impl Fn(&SeriesKey) -> K,
+) -> Result<BTreeMap<K, SeriesSketch>, ApiError> {
+    let mut groups: BTreeMap<K, SeriesSketch> = BTreeMap::new();
+    for (key, sketch) in series {
+        match groups.entry(group_of(&key)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(sketch);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().merge(&sketch).map_err(|e| ApiError {
+                    status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "merge_failed",
+                    message: format!("cannot merge series {}/{}: {e}", key.cluster, key.model),
+                })?;
+            }
+        }
+    }
+    Ok(groups)
+}
