@@ -1,0 +1,296 @@
+//! RunFunction: read the XR and the step input, render, report. Bad input
+//! becomes one Fatal result naming the field; the gRPC call itself never fails.
+
+use std::time::Duration;
+
+use apis::{
+    API_VERSION, INFERENCE_CLUSTER_KIND, InferenceCluster, MODEL_SERVICE_KIND, ModelService,
+};
+use function_sdk_rust::proto::v1::function_runner_service_server::FunctionRunnerService;
+use function_sdk_rust::proto::v1::{Ready, Resource, RunFunctionRequest, RunFunctionResponse};
+use function_sdk_rust::resource::{json_to_struct, struct_to_json};
+use function_sdk_rust::{request, response};
+use serde_json::{Value, json};
+use tonic::{Request, Response, Status};
+
+use crate::input::{DEFAULT_SYSTEM_NAMESPACE, Input, Mode, ProviderConfigKind};
+use crate::render::model_service::{OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy};
+use crate::render::object::{self, ProviderConfig};
+use crate::render::status::{AGENT_READY, is_ready, reason, signals_status};
+use crate::render::{AgentPlan, agent_manifests, enabled_kinds};
+
+/// Settings from the command line.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// TTL for responses whose input does not set one.
+    pub ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            ttl: response::DEFAULT_TTL,
+        }
+    }
+}
+
+/// The gRPC service.
+#[derive(Debug, Clone, Default)]
+pub struct SignalsFunction {
+    pub config: Config,
+}
+
+#[tonic::async_trait]
+impl FunctionRunnerService for SignalsFunction {
+    async fn run_function(
+        &self,
+        request: Request<RunFunctionRequest>,
+    ) -> Result<Response<RunFunctionResponse>, Status> {
+        Ok(Response::new(run_function(request.get_ref(), &self.config)))
+    }
+}
+
+/// Handles one request. Pure: the same request always yields the same response.
+pub fn run_function(req: &RunFunctionRequest, config: &Config) -> RunFunctionResponse {
+    let tag = req
+        .meta
+        .as_ref()
+        .map(|m| m.tag.as_str())
+        .unwrap_or_default();
+    let mut rsp = response::to(req, config.ttl);
+    match compose(req, &mut rsp) {
+        Ok(()) => rsp,
+        Err(message) => {
+            tracing::debug!(tag, %message, "fatal");
+            // Nothing half-rendered leaves: the earlier steps' state and one Fatal result.
+            let mut rsp = response::to(req, config.ttl);
+            response::fatal(&mut rsp, message).reason = Some("InvalidInput".to_string());
+            rsp
+        }
+    }
+}
+
+fn compose(req: &RunFunctionRequest, rsp: &mut RunFunctionResponse) -> Result<(), String> {
+    let input = match &req.input {
+        Some(raw) => Input::from_json(struct_to_json(raw))?,
+        None => Input::default(),
+    };
+    if let Some(ttl) = input.ttl {
+        set_ttl(rsp, ttl.0);
+    }
+    let xr = request::observed_composite(req)
+        .and_then(|r| r.resource.as_ref())
+        .map(struct_to_json)
+        .ok_or("the request has no observed composite resource")?;
+    let api_version = xr["apiVersion"].as_str().unwrap_or_default();
+    let kind = xr["kind"].as_str().unwrap_or_default();
+    match (api_version, kind) {
+        (API_VERSION, INFERENCE_CLUSTER_KIND) => inference_cluster(req, rsp, &input, &xr),
+        (API_VERSION, MODEL_SERVICE_KIND) => model_service(rsp, &xr),
+        _ => Err(format!(
+            "function-signals composes {API_VERSION} {INFERENCE_CLUSTER_KIND} and {MODEL_SERVICE_KIND}, not {api_version:?} {kind:?}"
+        )),
+    }
+}
+
+fn set_ttl(rsp: &mut RunFunctionResponse, ttl: Duration) {
+    if let Some(meta) = rsp.meta.as_mut() {
+        meta.ttl = Some(pbjson_types::Duration {
+            seconds: ttl.as_secs() as i64,
+            nanos: ttl.subsec_nanos() as i32,
+        });
+    }
+}
+
+/// Deserializes the XR; an error names the field by its path from the root.
+fn parse_xr<T: serde::de::DeserializeOwned>(xr: &Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(xr).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+fn inference_cluster(
+    req: &RunFunctionRequest,
+    rsp: &mut RunFunctionResponse,
+    input: &Input,
+    raw: &Value,
+) -> Result<(), String> {
+    let xr: InferenceCluster = parse_xr(raw)?;
+    let Some(signals) = &xr.spec.signals else {
+        merge_desired_status(rsp, signals_status(&[]));
+        response::condition_false(rsp, AGENT_READY, reason::SIGNALS_DISABLED).message =
+            Some("spec.signals is not set, so no signals agent is rendered".to_string());
+        return Ok(());
+    };
+    signals.validate().map_err(|errors| errors.to_string())?;
+    let kinds = enabled_kinds(signals);
+    merge_desired_status(rsp, signals_status(&kinds));
+    if kinds.is_empty() {
+        response::condition_false(rsp, AGENT_READY, reason::NO_SIGNAL_KINDS).message = Some(
+            "spec.signals.kinds is empty, so there is nothing for an agent to capture".to_string(),
+        );
+        return Ok(());
+    }
+    let plan = AgentPlan::new(&xr, signals, input);
+    let manifests = agent_manifests(&plan)?;
+
+    let place = match input.mode {
+        Mode::SingleCluster => {
+            for (key, manifest) in manifests {
+                set_desired(req, rsp, &key, manifest);
+            }
+            format!("namespace {} of this cluster", plan.namespace)
+        }
+        Mode::MultiCluster => {
+            let Some(provider_config) = provider_config(req, raw, input.provider_config_kind)
+            else {
+                response::condition_false(rsp, AGENT_READY, reason::WAITING_FOR_PROVIDER_CONFIG).message = Some(
+                    "waiting for status.providerConfigRef.name, the ProviderConfig of the workload cluster; no agent is rendered until it is set"
+                        .to_string(),
+                );
+                return Ok(());
+            };
+            let object_namespace = input
+                .object_namespace
+                .as_deref()
+                .unwrap_or(DEFAULT_SYSTEM_NAMESPACE);
+            for (key, manifest) in manifests {
+                set_desired(
+                    req,
+                    rsp,
+                    &key,
+                    object::wrap(&plan, manifest, &provider_config, object_namespace),
+                );
+            }
+            format!(
+                "namespace {} of the cluster behind {} {}",
+                plan.namespace,
+                provider_config.kind.as_str(),
+                provider_config.name
+            )
+        }
+    };
+    report_agent_readiness(rsp, &place);
+    Ok(())
+}
+
+/// Adds (or replaces) a desired composed resource, ready when its observed
+/// counterpart is.
+fn set_desired(
+    req: &RunFunctionRequest,
+    rsp: &mut RunFunctionResponse,
+    key: &str,
+    manifest: Value,
+) {
+    let ready = request::observed_composed(req, key)
+        .and_then(|r| r.resource.as_ref())
+        .map(struct_to_json)
+        .is_some_and(|observed| is_ready(&observed));
+    let Value::Object(map) = manifest else {
+        unreachable!("renderers build JSON objects");
+    };
+    rsp.desired.get_or_insert_default().resources.insert(
+        key.to_string(),
+        Resource {
+            resource: Some(json_to_struct(&map)),
+            connection_details: Default::default(),
+            ready: if ready { Ready::True } else { Ready::False } as i32,
+        },
+    );
+}
+
+fn report_agent_readiness(rsp: &mut RunFunctionResponse, place: &str) {
+    let mut waiting: Vec<&str> = rsp
+        .desired
+        .iter()
+        .flat_map(|d| d.resources.iter())
+        .filter(|(key, r)| key.starts_with("signals-agent-") && r.ready != Ready::True as i32)
+        .map(|(key, _)| key.as_str())
+        .collect();
+    waiting.sort_unstable();
+    if waiting.is_empty() {
+        response::condition_true(rsp, AGENT_READY, reason::AVAILABLE).message =
+            Some(format!("the signals agent runs in {place}"));
+    } else {
+        let message = format!(
+            "waiting for {} to become ready in {place}",
+            waiting.join(", ")
+        );
+        response::condition_false(rsp, AGENT_READY, reason::CREATING).message = Some(message);
+    }
+}
+
+/// The workload cluster's ProviderConfig: from the observed XR's status, or
+/// from the desired XR when an earlier pipeline step just resolved it.
+fn provider_config(
+    req: &RunFunctionRequest,
+    observed_xr: &Value,
+    default_kind: ProviderConfigKind,
+) -> Option<ProviderConfig> {
+    let desired_xr = req
+        .desired
+        .as_ref()
+        .and_then(|d| d.composite.as_ref())
+        .and_then(|c| c.resource.as_ref())
+        .map(struct_to_json);
+    [Some(observed_xr), desired_xr.as_ref()]
+        .into_iter()
+        .flatten()
+        .find_map(|xr| {
+            let reference = &xr["status"]["providerConfigRef"];
+            let name = reference["name"].as_str().filter(|n| !n.is_empty())?;
+            let kind = match reference["kind"].as_str() {
+                Some("ProviderConfig") => ProviderConfigKind::ProviderConfig,
+                Some("ClusterProviderConfig") => ProviderConfigKind::ClusterProviderConfig,
+                _ => default_kind,
+            };
+            Some(ProviderConfig {
+                name: name.to_string(),
+                kind,
+            })
+        })
+}
+
+fn model_service(rsp: &mut RunFunctionResponse, raw: &Value) -> Result<(), String> {
+    let service: ModelService = parse_xr(raw)?;
+    let spec = service.spec.observability.as_ref();
+    if let Some(spec) = spec {
+        spec.validate().map_err(|errors| errors.to_string())?;
+    }
+    let policy = effective_policy(spec);
+    let traces_enabled = policy.traces_enabled;
+    merge_desired_status(rsp, json!({ "observability": { "policy": policy } }));
+    response::condition_true(rsp, OBSERVABILITY_POLICY, "Resolved").message =
+        Some("the effective policy is in status.observability.policy".to_string());
+    if traces_enabled {
+        response::condition_false(rsp, TRACE_FORWARDING, "ForwarderNotAvailable").message = Some(
+            "this version of function-signals records the trace policy but does not render a trace forwarder yet"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// Merges `patch` into the desired XR's status, keeping what earlier steps set.
+fn merge_desired_status(rsp: &mut RunFunctionResponse, patch: Value) {
+    let composite = response::desired_composite(rsp);
+    let mut current = composite
+        .resource
+        .as_ref()
+        .map(struct_to_json)
+        .unwrap_or_else(|| json!({}));
+    merge(&mut current["status"], patch);
+    let Value::Object(map) = current else {
+        unreachable!("the desired XR is a JSON object");
+    };
+    composite.resource = Some(json_to_struct(&map));
+}
+
+fn merge(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge(target.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch,
+    }
+}

@@ -1,0 +1,263 @@
+//! The function's input: the `input` block of this step in a Composition
+//! pipeline. Crossplane never validates it, so it is parsed strictly here and
+//! every error names the offending field.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+pub const INPUT_API_VERSION: &str = "signals.fn.modelplane.ai/v1beta1";
+pub const INPUT_KIND: &str = "Input";
+
+/// The collector image the function pins; the component names it emits
+/// (`otlp_grpc`, `k8s_attributes`, ...) need a build at least this new.
+pub const DEFAULT_COLLECTOR_IMAGE: &str = "otel/opentelemetry-collector-k8s:0.159.0";
+/// Where agents send OTLP when neither the XR nor the input says otherwise:
+/// the aggregator's in-cluster Service, right for single-cluster installs.
+pub const DEFAULT_AGGREGATOR_ENDPOINT: &str =
+    "signal-aggregator.modelplane-system.svc.cluster.local:4317";
+/// Namespace of the agent on the workload cluster, and of the provider-kubernetes
+/// Objects on the control plane (Modelplane's system namespace on both).
+pub const DEFAULT_SYSTEM_NAMESPACE: &str = "modelplane-system";
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Wrap every agent resource in a provider-kubernetes Object aimed at the
+    /// workload cluster's ProviderConfig.
+    #[default]
+    MultiCluster,
+    /// Render plain Kubernetes resources into the cluster Crossplane runs in.
+    SingleCluster,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProviderConfigKind {
+    #[default]
+    ClusterProviderConfig,
+    ProviderConfig,
+}
+
+impl ProviderConfigKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderConfigKind::ClusterProviderConfig => "ClusterProviderConfig",
+            ProviderConfigKind::ProviderConfig => "ProviderConfig",
+        }
+    }
+}
+
+/// `apiVersion: signals.fn.modelplane.ai/v1beta1`, `kind: Input`. Every field
+/// is optional; a step without input gets the defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Input {
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    /// Crossplane copies the step's input verbatim, metadata included.
+    #[serde(default, skip_serializing)]
+    pub metadata: Option<serde_json::Value>,
+    #[serde(default)]
+    pub mode: Mode,
+    /// How long Crossplane may cache the response; also the XR's poll interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<Ttl>,
+    /// Aggregator `host:port` for XRs that do not set `spec.signals.aggregator.endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregator_endpoint: Option<String>,
+    /// Collector image for XRs that do not set `spec.signals.agent.image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collector_image: Option<String>,
+    /// Namespace of the provider-kubernetes Objects (MultiCluster mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_namespace: Option<String>,
+    /// Kind of the ProviderConfig named by `status.providerConfigRef.name`.
+    #[serde(default)]
+    pub provider_config_kind: ProviderConfigKind,
+}
+
+fn default_api_version() -> String {
+    INPUT_API_VERSION.to_string()
+}
+
+fn default_kind() -> String {
+    INPUT_KIND.to_string()
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Input {
+            api_version: default_api_version(),
+            kind: default_kind(),
+            metadata: None,
+            mode: Mode::default(),
+            ttl: None,
+            aggregator_endpoint: None,
+            collector_image: None,
+            object_namespace: None,
+            provider_config_kind: ProviderConfigKind::default(),
+        }
+    }
+}
+
+impl Input {
+    /// Parses the step input; errors name the field as `input.<path>`.
+    pub fn from_json(value: serde_json::Value) -> Result<Input, String> {
+        let input: Input = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "input".to_string()
+            } else {
+                format!("input.{path}")
+            };
+            format!("{field}: {}", e.inner())
+        })?;
+        if input.api_version != INPUT_API_VERSION || input.kind != INPUT_KIND {
+            return Err(format!(
+                "input: want apiVersion {INPUT_API_VERSION} and kind {INPUT_KIND}, got {} {}",
+                input.api_version, input.kind
+            ));
+        }
+        if let Some(endpoint) = &input.aggregator_endpoint
+            && !crate::render::is_host_port(endpoint)
+        {
+            return Err(format!(
+                "input.aggregatorEndpoint: {endpoint:?} is not host:port"
+            ));
+        }
+        if let Some(image) = &input.collector_image
+            && (image.trim().is_empty() || image.contains(char::is_whitespace))
+        {
+            return Err(format!(
+                "input.collectorImage: {image:?} is not an image reference"
+            ));
+        }
+        if let Some(ns) = &input.object_namespace
+            && !crate::render::is_dns_label(ns)
+        {
+            return Err(format!(
+                "input.objectNamespace: {ns:?} is not a valid namespace name"
+            ));
+        }
+        Ok(input)
+    }
+}
+
+/// A duration written like Go's (`60s`, `5m`, `1m30s`, `500ms`, `1h`): the
+/// format `--ttl` and function-go-templating's `ttl` accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl(pub Duration);
+
+impl std::str::FromStr for Ttl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let invalid = || format!("{s:?} is not a duration such as 60s, 5m or 1m30s");
+        if s.is_empty() {
+            return Err(invalid());
+        }
+        let mut total = Duration::ZERO;
+        let mut rest = s;
+        while !rest.is_empty() {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if digits == 0 || digits > 9 {
+                return Err(invalid());
+            }
+            let count: u64 = rest[..digits].parse().map_err(|_| invalid())?;
+            rest = &rest[digits..];
+            let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+            let unit = match &rest[..unit_len] {
+                "ms" => Duration::from_millis(count),
+                "s" => Duration::from_secs(count),
+                "m" => Duration::from_secs(count * 60),
+                "h" => Duration::from_secs(count * 3600),
+                _ => return Err(invalid()),
+            };
+            total += unit;
+            rest = &rest[unit_len..];
+        }
+        if total.is_zero() {
+            return Err(format!("{s:?}: the TTL must be positive"));
+        }
+        Ok(Ttl(total))
+    }
+}
+
+impl fmt::Display for Ttl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis % 1000 == 0 {
+            write!(f, "{}s", millis / 1000)
+        } else {
+            write!(f, "{millis}ms")
+        }
+    }
+}
+
+impl Serialize for Ttl {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Ttl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ttl_accepts_go_style_durations() {
+        for (text, millis) in [
+            ("60s", 60_000),
+            ("5m", 300_000),
+            ("1m30s", 90_000),
+            ("500ms", 500),
+            ("1h", 3_600_000),
+        ] {
+            let ttl: Ttl = text.parse().unwrap();
+            assert_eq!(ttl.0.as_millis(), millis, "{text}");
+        }
+        for bad in ["", "0s", "10", "s", "1d", "-5s", "1.5s", "5 s"] {
+            assert!(bad.parse::<Ttl>().is_err(), "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn empty_input_gets_defaults() {
+        let input = Input::from_json(json!({})).unwrap();
+        assert_eq!(input, Input::default());
+        assert_eq!(input.mode, Mode::MultiCluster);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Input::from_json(json!({"mode": "Everywhere"})).unwrap_err();
+        assert!(
+            err.starts_with("input.mode: unknown variant `Everywhere`"),
+            "{err}"
+        );
+        let err = Input::from_json(json!({"ttl": "soon"})).unwrap_err();
+        assert!(err.starts_with("input.ttl: "), "{err}");
+        let err = Input::from_json(json!({"colectorImage": "x"})).unwrap_err();
+        assert!(
+            err.starts_with("input: unknown field `colectorImage`"),
+            "{err}"
+        );
+        let err = Input::from_json(json!({"aggregatorEndpoint": "http://x"})).unwrap_err();
+        assert!(err.starts_with("input.aggregatorEndpoint: "), "{err}");
+        let err = Input::from_json(json!({"kind": "Resources"})).unwrap_err();
+        assert!(
+            err.contains("want apiVersion signals.fn.modelplane.ai/v1beta1 and kind Input"),
+            "{err}"
+        );
+    }
+}

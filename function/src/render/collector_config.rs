@@ -1,0 +1,562 @@
+//! The agent's OpenTelemetry Collector config. Built as a JSON value (whose
+//! maps are sorted) and printed as YAML, so the same spec always yields the
+//! same bytes and the Deployment's checksum only moves when the config does.
+//!
+//! Component names are the ones collector v0.144+ uses (`otlp_grpc`,
+//! `k8s_attributes`); the pinned image must be at least that new.
+
+use apis::{PrivacyScope, SignalKind};
+use serde_json::{Map, Value, json};
+
+use super::{AgentPlan, CONFIG_DIR, CONFIG_KEY, Source, SpanPipeline, TOKEN_ENV};
+
+/// Components of the `otelcol-k8s` distribution (collector-releases
+/// `distributions/otelcol-k8s/manifest.yaml` at 0.159.0), by class. Every
+/// component the renderer emits must be listed here.
+pub const K8S_DISTRIBUTION: &[(&str, &[&str])] = &[
+    (
+        "receivers",
+        &[
+            "otlp",
+            "prometheus",
+            "k8s_cluster",
+            "k8s_events",
+            "k8s_objects",
+            "kubelet_stats",
+            "file_log",
+            "receiver_creator",
+        ],
+    ),
+    (
+        "processors",
+        &[
+            "batch",
+            "memory_limiter",
+            "attributes",
+            "filter",
+            "transform",
+            "redaction",
+            "k8s_attributes",
+            "resource",
+            "resource_detection",
+            "probabilistic_sampler",
+            "tail_sampling",
+            "interval",
+            "groupbyattrs",
+            "metricstransform",
+            "cumulativetodelta",
+        ],
+    ),
+    (
+        "exporters",
+        &[
+            "otlp_grpc",
+            "otlp_http",
+            "debug",
+            "file",
+            "loadbalancing",
+            "otelarrow",
+            "nop",
+        ],
+    ),
+    (
+        "extensions",
+        &[
+            "health_check",
+            "basicauth",
+            "bearertokenauth",
+            "headers_setter",
+            "oauth2clientauth",
+            "oidcauth",
+            "file_storage",
+            "k8s_observer",
+            "pprof",
+            "zpages",
+            "opamp",
+        ],
+    ),
+    (
+        "connectors",
+        &[
+            "forward",
+            "routing",
+            "count",
+            "spanmetrics",
+            "servicegraph",
+            "failover",
+            "roundrobin",
+        ],
+    ),
+];
+
+pub const HEALTH_PORT: u16 = 13133;
+pub const OTLP_GRPC_PORT: u16 = 4317;
+pub const OTLP_HTTP_PORT: u16 = 4318;
+pub const TELEMETRY_PORT: u16 = 8888;
+const SCRAPE_INTERVAL: &str = "15s";
+const EXPORTER: &str = "otlp_grpc/aggregator";
+const SA_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+/// Pod annotations an engine (or anything else) can set to be scraped on its
+/// own terms; documented in docs/agent.md.
+pub const ENGINE_ANNOTATION: &str = "signals.modelplane.ai/engine";
+const ENGINE_ANNOTATION_META: &str =
+    "__meta_kubernetes_pod_annotation_signals_modelplane_ai_engine";
+const PORT_ANNOTATION_META: &str =
+    "__meta_kubernetes_pod_annotation_signals_modelplane_ai_metrics_port";
+const PATH_ANNOTATION_META: &str =
+    "__meta_kubernetes_pod_annotation_signals_modelplane_ai_metrics_path";
+/// Ports engines listen on when not annotated: vLLM/llm-d 8000, Modelplane's
+/// P/D decode engine 8001, llm-d's P/D vLLM 8200, SGLang 30000, llama.cpp 8080.
+const ENGINE_DEFAULT_PORTS: &str = "8000|8001|8200|30000|8080";
+const EPP_METRICS_PORT: &str = "9090";
+const DCGM_METRICS_PORT: &str = "9400";
+
+/// Resource attributes scraped targets carry as labels until
+/// `groupbyattrs` lifts them onto the resource (Prometheus label names
+/// cannot contain dots).
+const TARGET_LABELS: [(&str, &str); 4] = [
+    ("k8s_namespace_name", "k8s.namespace.name"),
+    ("k8s_pod_name", "k8s.pod.name"),
+    ("modelplane_engine", "modelplane.engine"),
+    ("modelplane_model", "modelplane.model"),
+];
+
+/// Metric names each kind needs, per source (Prometheus regexes, anchored by
+/// Prometheus). Engines expose `vllm:` names that some scrape paths rewrite to
+/// `vllm_`, so both separators are accepted. Metrics are filtered by kind,
+/// never thinned: a sampled counter is wrong, not approximate.
+pub fn metric_patterns(kind: SignalKind) -> &'static [(Source, &'static str)] {
+    use Source::*;
+    match kind {
+        SignalKind::RequestLifecycle => &[
+            (
+                Engines,
+                "(vllm|sglang|llamacpp)[:_](time_to_first_token_seconds|inter_token_latency_seconds|time_per_output_token_seconds|e2e_request_latency_seconds|request_queue_time_seconds|request_(prefill|decode|inference)_time_seconds|prompt_tokens_seconds|predicted_tokens_seconds|prompt_seconds_total|tokens_predicted_seconds_total).*",
+            ),
+            (
+                Epp,
+                "(llm_d_epp|inference_objective|inference_model)_request_(total|duration_seconds|ttft_seconds|ntpot_seconds|normalized_time_per_output_token_seconds|streaming_.*|running|tpot_seconds).*",
+            ),
+        ],
+        SignalKind::PrefixHash => &[
+            (
+                Engines,
+                "vllm[:_]prefix_cache_(queries|hits).*|sglang[:_](cache_hit_rate|cached_tokens_total).*|llamacpp[:_]prompt_tokens_cached_total",
+            ),
+            (
+                Epp,
+                "(llm_d_epp|inference_extension)_prefix_indexer_.*|(llm_d_epp|inference_objective)_request_cached_tokens.*|inference_objective_prompt_cached_tokens.*",
+            ),
+        ],
+        SignalKind::Capacity => &[
+            (
+                Engines,
+                "vllm[:_](num_requests_(running|waiting)|kv_cache_usage_perc|gpu_cache_usage_perc|num_preemptions).*|sglang[:_](num_running_reqs|num_queue_reqs|token_usage|gen_throughput).*|llamacpp[:_](requests_(processing|deferred)|kv_cache_usage_ratio|n_busy_slots_per_decode|n_tokens_max).*",
+            ),
+            (
+                Epp,
+                "(llm_d_epp|inference_pool)_(average_|std_dev_|ready_|per_).*|llm_d_epp_flow_control_.*",
+            ),
+            (
+                Dcgm,
+                "DCGM_FI_DEV_(GPU_UTIL|MEM_COPY_UTIL|FB_USED|FB_FREE).*",
+            ),
+        ],
+        SignalKind::ColdStart => &[(
+            Engines,
+            "process_start_time_seconds|(vllm|sglang|llamacpp)[:_].*(load|startup|warmup).*",
+        )],
+        SignalKind::Cost => &[
+            (
+                Engines,
+                "vllm[:_](prompt_tokens|generation_tokens)(_total)?|sglang[:_](prompt_tokens|generation_tokens)_total|llamacpp[:_](prompt_tokens_total|tokens_predicted_total)",
+            ),
+            (
+                Epp,
+                "(llm_d_epp|inference_objective|inference_model)_(request_)?(input|output)_tokens.*",
+            ),
+            (Dcgm, "DCGM_FI_DEV_(GPU_UTIL|POWER_USAGE).*"),
+        ],
+        SignalKind::Reliability => &[
+            (
+                Engines,
+                "vllm[:_](request_success|num_preemptions).*|sglang[:_]num_aborted_requests_total|llamacpp[:_]requests_deferred",
+            ),
+            (
+                Epp,
+                "(llm_d_epp|inference_objective|inference_model)_request_error_total",
+            ),
+            (
+                Dcgm,
+                "DCGM_FI_DEV_(XID_ERRORS|ECC_DBE_VOL_TOTAL|ROW_REMAP_FAILURE).*",
+            ),
+        ],
+    }
+}
+
+/// Prompt, completion and message attributes, current and legacy names
+/// (OTel GenAI, OpenInference, Traceloop, Langfuse). Deleted on spans and span
+/// events before anything leaves the cluster. `$$` is a literal `$` to the
+/// collector's config resolver.
+pub const PRIVACY_STATEMENTS: &[&str] = &[
+    r#"delete_matching_keys(span.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
+    r#"delete_key(span.attributes, "gen_ai.input.messages")"#,
+    r#"delete_key(span.attributes, "gen_ai.output.messages")"#,
+    r#"delete_key(span.attributes, "gen_ai.system_instructions")"#,
+    r#"delete_key(span.attributes, "gen_ai.tool.call.arguments")"#,
+    r#"delete_key(span.attributes, "gen_ai.tool.call.result")"#,
+    r#"delete_matching_keys(span.attributes, "^(input|output)\\.value$$")"#,
+    r#"delete_matching_keys(span.attributes, "^llm\\.(input|output)_messages(\\..*)?$$")"#,
+    r#"delete_matching_keys(span.attributes, "^traceloop\\.entity\\.(input|output)$$")"#,
+    r#"delete_matching_keys(span.attributes, "^langfuse\\.(observation|trace)\\.(input|output)$$")"#,
+    r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(input|output)\\.messages$$")"#,
+    r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
+    r#"delete_key(spanevent.attributes, "gen_ai.system_instructions")"#,
+    r#"delete_key(spanevent.attributes, "gen_ai.event.content")"#,
+    r#"delete_key(spanevent.attributes, "content")"#,
+];
+
+/// Identifiers of end users, removed when the cluster's aggregates may join
+/// cross-tenant roll-ups (`privacy.scope: Fleet`).
+const FLEET_SCOPE_STATEMENTS: &[&str] = &[
+    r#"delete_key(span.attributes, "user.id")"#,
+    r#"delete_key(span.attributes, "enduser.id")"#,
+    r#"delete_key(span.attributes, "session.id")"#,
+    r#"delete_matching_keys(resource.attributes, "^(user|enduser|session)\\..*")"#,
+];
+
+/// The config as YAML: exactly the bytes of the ConfigMap and the checksum.
+pub fn render_yaml(plan: &AgentPlan) -> String {
+    serde_yaml::to_string(&config(plan)).expect("a JSON value always serializes to YAML")
+}
+
+/// The collector config as a value; maps are sorted, lists keep the order
+/// they were built in.
+pub fn config(plan: &AgentPlan) -> Value {
+    let mut receivers = Map::new();
+    let mut processors = Map::new();
+    let mut pipelines = Map::new();
+
+    processors.insert(
+        "memory_limiter".into(),
+        json!({ "check_interval": "1s", "limit_percentage": 80, "spike_limit_percentage": 25 }),
+    );
+    processors.insert(
+        "resource/cluster".into(),
+        json!({ "attributes": [{ "key": "modelplane.cluster", "value": plan.cluster, "action": "upsert" }] }),
+    );
+
+    if plan.receives_spans() {
+        receivers.insert("otlp".into(), otlp_receiver());
+        let enrichers = k8s_attributes(plan, &mut processors);
+        processors.insert(
+            "transform/privacy".into(),
+            json!({ "error_mode": "ignore", "trace_statements": PRIVACY_STATEMENTS }),
+        );
+        let fleet = plan.signals.privacy.scope == PrivacyScope::Fleet;
+        if fleet {
+            processors.insert(
+                "transform/fleet_scope".into(),
+                json!({ "error_mode": "ignore", "trace_statements": FLEET_SCOPE_STATEMENTS }),
+            );
+        }
+        for span_pipeline in &plan.span_pipelines {
+            let chain = span_processors(span_pipeline, &enrichers, fleet, &mut processors);
+            pipelines.insert(
+                format!("traces/{}", span_pipeline.suffix),
+                json!({ "receivers": ["otlp"], "processors": chain, "exporters": [EXPORTER] }),
+            );
+        }
+    }
+
+    let sources = plan.sources();
+    if !sources.is_empty() {
+        let mut metric_receivers = Vec::new();
+        for source in &sources {
+            let (id, receiver) = scrape_receiver(plan, *source);
+            metric_receivers.push(id.clone());
+            receivers.insert(id, receiver);
+        }
+        processors.insert(
+            "groupbyattrs/scrape_target".into(),
+            json!({ "keys": TARGET_LABELS.iter().map(|(label, _)| *label).collect::<Vec<_>>() }),
+        );
+        processors.insert(
+            "transform/scrape_target".into(),
+            json!({ "error_mode": "ignore", "metric_statements": scrape_target_statements() }),
+        );
+        pipelines.insert(
+            "metrics".into(),
+            json!({
+                "receivers": metric_receivers,
+                "processors": ["memory_limiter", "groupbyattrs/scrape_target", "transform/scrape_target", "resource/cluster"],
+                "exporters": [EXPORTER],
+            }),
+        );
+    }
+
+    json!({
+        "extensions": { "health_check": { "endpoint": format!("${{env:MY_POD_IP}}:{HEALTH_PORT}") } },
+        "receivers": receivers,
+        "processors": processors,
+        "exporters": { EXPORTER: exporter(plan) },
+        "service": {
+            "extensions": ["health_check"],
+            "telemetry": {
+                "metrics": { "readers": [{ "pull": { "exporter": { "prometheus": {
+                    "host": "${env:MY_POD_IP}", "port": TELEMETRY_PORT,
+                } } } }] },
+            },
+            "pipelines": pipelines,
+        },
+    })
+}
+
+/// Where the collector reads its config inside the pod.
+pub fn config_path() -> String {
+    format!("{CONFIG_DIR}/{CONFIG_KEY}")
+}
+
+fn otlp_receiver() -> Value {
+    json!({ "protocols": {
+        "grpc": { "endpoint": format!("${{env:MY_POD_IP}}:{OTLP_GRPC_PORT}") },
+        "http": { "endpoint": format!("${{env:MY_POD_IP}}:{OTLP_HTTP_PORT}") },
+    } })
+}
+
+/// One `k8s_attributes` per scraped namespace (the processor filters on a
+/// single namespace, and a filter is what keeps its RBAC to Roles), or one for
+/// the whole cluster. Returns their ids in pipeline order.
+fn k8s_attributes(plan: &AgentPlan, processors: &mut Map<String, Value>) -> Vec<String> {
+    let body = |namespace: Option<&str>| {
+        let mut body = json!({
+            "auth_type": "serviceAccount",
+            "passthrough": false,
+            "extract": {
+                "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.pod.start_time"],
+                "labels": [{ "tag_name": "modelplane.model", "key": "llm-d.ai/model", "from": "pod" }],
+                "annotations": [{ "tag_name": "modelplane.engine", "key": ENGINE_ANNOTATION, "from": "pod" }],
+            },
+            "pod_association": [
+                { "sources": [{ "from": "resource_attribute", "name": "k8s.pod.ip" }] },
+                { "sources": [{ "from": "resource_attribute", "name": "k8s.pod.uid" }] },
+                { "sources": [{ "from": "connection" }] },
+            ],
+        });
+        if let Some(ns) = namespace {
+            body["filter"] = json!({ "namespace": ns });
+        }
+        body
+    };
+    if plan.scrape_namespaces.is_empty() {
+        processors.insert("k8s_attributes".into(), body(None));
+        return vec!["k8s_attributes".to_string()];
+    }
+    plan.scrape_namespaces
+        .iter()
+        .map(|ns| {
+            let id = format!("k8s_attributes/{ns}");
+            processors.insert(id.clone(), body(Some(ns)));
+            id
+        })
+        .collect()
+}
+
+/// memory_limiter first, then the sampler (so dropped spans cost nothing
+/// more), enrichment, the privacy transform, and the kind tag last.
+fn span_processors(
+    pipeline: &SpanPipeline,
+    enrichers: &[String],
+    fleet: bool,
+    processors: &mut Map<String, Value>,
+) -> Vec<String> {
+    let mut chain = vec!["memory_limiter".to_string()];
+    if pipeline.sample_rate < 1.0 {
+        let id = format!("probabilistic_sampler/{}", pipeline.suffix);
+        processors.insert(
+            id.clone(),
+            json!({ "sampling_percentage": percentage(pipeline.sample_rate) }),
+        );
+        chain.push(id);
+    }
+    chain.extend(enrichers.iter().cloned());
+    chain.push("resource/cluster".to_string());
+    chain.push("transform/privacy".to_string());
+    if fleet {
+        chain.push("transform/fleet_scope".to_string());
+    }
+    let tag_id = format!("transform/tag_{}", pipeline.suffix);
+    let mut statements = Vec::new();
+    if let Some(signal) = pipeline.signal {
+        statements.push(format!(
+            r#"set(span.attributes["modelplane.signal"], "{signal}")"#
+        ));
+    }
+    statements.push(format!(
+        r#"set(span.attributes["modelplane.sample_rate"], {:?})"#,
+        pipeline.sample_rate
+    ));
+    processors.insert(
+        tag_id.clone(),
+        json!({ "error_mode": "ignore", "trace_statements": statements }),
+    );
+    chain.push(tag_id);
+    chain
+}
+
+/// `sampleRate` (0..1) as the sampler's 0..100 percentage, without the
+/// binary-float noise of a plain multiplication (0.1 * 100 = 10.000000000000002).
+fn percentage(rate: f64) -> f64 {
+    (rate * 100.0 * 1e6).round() / 1e6
+}
+
+fn keep_metrics_regex(plan: &AgentPlan, source: Source) -> String {
+    let patterns: Vec<&str> = plan
+        .kinds
+        .iter()
+        .flat_map(|kind| metric_patterns(*kind).iter())
+        .filter(|(s, _)| *s == source)
+        .map(|(_, pattern)| *pattern)
+        .collect();
+    patterns
+        .iter()
+        .map(|p| format!("({p})"))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn scrape_receiver(plan: &AgentPlan, source: Source) -> (String, Value) {
+    let mut sd = json!({ "role": "pod" });
+    if !plan.scrape_namespaces.is_empty() {
+        sd["namespaces"] = json!({ "names": plan.scrape_namespaces });
+    }
+    let running = json!({ "source_labels": ["__meta_kubernetes_pod_phase"], "regex": "Running", "action": "keep" });
+    let not_init = json!({ "source_labels": ["__meta_kubernetes_pod_container_init"], "regex": "true", "action": "drop" });
+    let set_label = |target: &str, value: &str| json!({ "target_label": target, "replacement": value, "action": "replace" });
+    let copy_label = |source: &str, target: &str| json!({ "source_labels": [source], "regex": "(.+)", "target_label": target, "replacement": "$$1", "action": "replace" });
+    let mut metric_relabel = vec![json!({
+        "source_labels": ["__name__"], "regex": keep_metrics_regex(plan, source), "action": "keep",
+    })];
+    let (id, mut job) = match source {
+        Source::Engines => (
+            "prometheus/engines",
+            json!({
+                "job_name": "engines",
+                "relabel_configs": [
+                    running,
+                    // Serving pods: annotated for the agent, or labelled by Modelplane or llm-d.
+                    { "source_labels": [
+                        "__meta_kubernetes_pod_annotationpresent_signals_modelplane_ai_engine",
+                        "__meta_kubernetes_pod_labelpresent_modelplane_ai_serving",
+                        "__meta_kubernetes_pod_labelpresent_llm_d_ai_role",
+                      ], "regex": ".*true.*", "action": "keep" },
+                    not_init,
+                    // The port: the annotated one when there is one, else an engine default.
+                    { "source_labels": ["__meta_kubernetes_pod_container_port_number"], "target_label": "__tmp_metrics_port", "regex": "(.+)", "replacement": "$$1", "action": "replace" },
+                    set_label("__tmp_port_source", "default"),
+                    { "source_labels": [PORT_ANNOTATION_META], "target_label": "__tmp_metrics_port", "regex": "(\\d+)", "replacement": "$$1", "action": "replace" },
+                    { "source_labels": [PORT_ANNOTATION_META], "target_label": "__tmp_port_source", "regex": "\\d+", "replacement": "annotation", "action": "replace" },
+                    { "source_labels": ["__tmp_port_source", "__tmp_metrics_port"], "regex": format!("annotation;\\d+|default;({ENGINE_DEFAULT_PORTS})"), "action": "keep" },
+                    // IPv4 pod IPs; on IPv6-only clusters annotate pods with a port and see docs/agent.md.
+                    { "source_labels": ["__meta_kubernetes_pod_ip", "__tmp_metrics_port"], "regex": "(.+);(\\d+)", "target_label": "__address__", "replacement": "$$1:$$2", "action": "replace" },
+                    copy_label(PATH_ANNOTATION_META, "__metrics_path__"),
+                    copy_label("__meta_kubernetes_namespace", "k8s_namespace_name"),
+                    copy_label("__meta_kubernetes_pod_name", "k8s_pod_name"),
+                    copy_label(ENGINE_ANNOTATION_META, "modelplane_engine"),
+                    copy_label("__meta_kubernetes_pod_label_llm_d_ai_model", "modelplane_model"),
+                ],
+            }),
+        ),
+        Source::Epp => {
+            if plan.signals.privacy.scope == PrivacyScope::Fleet {
+                metric_relabel.push(json!({ "regex": "fairness_id", "action": "labeldrop" }));
+            }
+            (
+                "prometheus/epp",
+                json!({
+                    "job_name": "llm-d-epp",
+                    // The EPP guards /metrics with TokenReview/SubjectAccessReview and
+                    // serves it with a self-signed certificate.
+                    "scheme": "https",
+                    "tls_config": { "insecure_skip_verify": true },
+                    "authorization": { "type": "Bearer", "credentials_file": SA_TOKEN_FILE },
+                    "relabel_configs": [
+                        running,
+                        { "source_labels": [
+                            "__meta_kubernetes_pod_labelpresent_llm_d_router_gateway",
+                            "__meta_kubernetes_pod_labelpresent_llm_d_router_standalone",
+                            ENGINE_ANNOTATION_META,
+                          ], "regex": "true;.*|.*;true;.*|.*;epp", "action": "keep" },
+                        not_init,
+                        { "source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": EPP_METRICS_PORT, "action": "keep" },
+                        copy_label("__meta_kubernetes_namespace", "k8s_namespace_name"),
+                        copy_label("__meta_kubernetes_pod_name", "k8s_pod_name"),
+                        set_label("modelplane_engine", "epp"),
+                    ],
+                }),
+            )
+        }
+        Source::Dcgm => (
+            "prometheus/dcgm",
+            json!({
+                "job_name": "dcgm-exporter",
+                "relabel_configs": [
+                    running,
+                    { "source_labels": ["__meta_kubernetes_pod_label_app", "__meta_kubernetes_pod_label_app_kubernetes_io_name", ENGINE_ANNOTATION_META],
+                      "regex": "(nvidia-dcgm-exporter|dcgm-exporter);.*;.*|.*;dcgm-exporter;.*|.*;.*;dcgm", "action": "keep" },
+                    not_init,
+                    { "source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": DCGM_METRICS_PORT, "action": "keep" },
+                    // DCGM's own `namespace`/`pod` labels name the GPU's consumer;
+                    // the exporter's namespace is not a tenant, so it is not copied.
+                    set_label("modelplane_engine", "dcgm"),
+                ],
+            }),
+        ),
+    };
+    job["scrape_interval"] = json!(SCRAPE_INTERVAL);
+    job["kubernetes_sd_configs"] = json!([sd]);
+    job["metric_relabel_configs"] = Value::Array(metric_relabel);
+    (
+        id.to_string(),
+        json!({ "config": { "scrape_configs": [job] } }),
+    )
+}
+
+/// Lift the target labels onto the resource under their OTel names, and name
+/// the engine from the metric prefix when the pod did not say.
+fn scrape_target_statements() -> Vec<String> {
+    let mut statements: Vec<String> = TARGET_LABELS
+        .iter()
+        .map(|(label, attribute)| {
+            format!(
+                r#"set(resource.attributes["{attribute}"], resource.attributes["{label}"]) where resource.attributes["{label}"] != nil"#
+            )
+        })
+        .collect();
+    let labels: Vec<&str> = TARGET_LABELS.iter().map(|(label, _)| *label).collect();
+    statements.push(format!(
+        r#"delete_matching_keys(resource.attributes, "^({})$$")"#,
+        labels.join("|")
+    ));
+    for engine in ["vllm", "sglang", "llamacpp"] {
+        statements.push(format!(
+            r#"set(resource.attributes["modelplane.engine"], "{engine}") where resource.attributes["modelplane.engine"] == nil and IsMatch(metric.name, "^{engine}[:_]")"#
+        ));
+    }
+    statements
+}
+
+fn exporter(plan: &AgentPlan) -> Value {
+    json!({
+        "endpoint": plan.aggregator_endpoint,
+        "tls": { "insecure": plan.aggregator_insecure },
+        "compression": "gzip",
+        "timeout": "10s",
+        "headers": { "authorization": format!("Bearer ${{env:{TOKEN_ENV}}}") },
+        "sending_queue": { "enabled": true, "num_consumers": 4, "queue_size": 1000, "batch": {} },
+        "retry_on_failure": {
+            "enabled": true, "initial_interval": "5s", "max_interval": "30s", "max_elapsed_time": "300s",
+        },
+    })
+}
