@@ -45,7 +45,9 @@ impl Default for RetentionDuration {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid duration {0:?}: want a positive whole number followed by one of s, m, h, d (for example 30d)")]
+#[error(
+    "invalid duration {0:?}: want a positive whole number followed by one of s, m, h, d (for example 30d)"
+)]
 pub struct InvalidDuration(pub String);
 
 impl FromStr for RetentionDuration {
@@ -107,7 +109,12 @@ mod tests {
 
     #[test]
     fn parses_and_prints_each_unit() {
-        for (text, secs) in [("45s", 45), ("90m", 5_400), ("12h", 43_200), ("30d", 2_592_000)] {
+        for (text, secs) in [
+            ("45s", 45),
+            ("90m", 5_400),
+            ("12h", 43_200),
+            ("30d", 2_592_000),
+        ] {
             let d: RetentionDuration = text.parse().unwrap();
             assert_eq!(d.as_secs(), secs, "{text}");
             assert_eq!(d.to_string(), text);
@@ -116,8 +123,13 @@ mod tests {
 
     #[test]
     fn rejects_what_the_pattern_rejects() {
-        for bad in ["", "d", "0d", "030d", "1w", "1.5h", "-1d", "1234567d", "30 d"] {
-            assert!(bad.parse::<RetentionDuration>().is_err(), "{bad:?} should be rejected");
+        for bad in [
+            "", "d", "0d", "030d", "1w", "1.5h", "-1d", "1234567d", "30 d",
+        ] {
+            assert!(
+                bad.parse::<RetentionDuration>().is_err(),
+                "{bad:?} should be rejected"
+            );
         }
     }
 }

@@ -7,6 +7,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::duration::RetentionDuration;
+use crate::schema::{
+    CURRENCY_PATTERN, DNS_LABEL_PATTERN, DNS_SUBDOMAIN_PATTERN, HOST_PORT_PATTERN, IMAGE_PATTERN,
+    NON_BLANK_PATTERN, SECRET_KEY_PATTERN,
+};
 use crate::signal_kind::SignalKind;
 
 pub const INFERENCE_CLUSTER_KIND: &str = "InferenceCluster";
@@ -40,8 +44,10 @@ pub struct ObjectMeta {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// The rest of Modelplane's spec is not this project's: it is preserved, not pruned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct InferenceClusterSpec {
     /// Which signals this cluster emits and how they are handled. Absent: no agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -53,6 +59,10 @@ pub struct InferenceClusterSpec {
 pub struct SignalsSpec {
     /// Signal kinds to capture, each at most once.
     #[serde(default)]
+    #[schemars(length(max = 6), extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, self.exists_one(o, o.name == k.name))",
+        "message": "each signal kind may be listed only once"
+    }]))]
     pub kinds: Vec<SignalKindPolicy>,
     #[serde(default)]
     pub privacy: PrivacyPolicy,
@@ -70,10 +80,15 @@ pub struct SignalsSpec {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "self.name in ['RequestLifecycle', 'PrefixHash'] || !has(self.sampleRate) || self.sampleRate == 1.0",
+    "message": "only span-derived kinds (RequestLifecycle, PrefixHash) can be sampled; kinds from scraped metrics need sampleRate 1"
+}]))]
 pub struct SignalKindPolicy {
     pub name: SignalKind,
     /// Fraction of events kept, 0..1. Only span-derived kinds can be thinned.
     #[serde(default = "default_sample_rate")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sample_rate: f64,
 }
 
@@ -109,6 +124,10 @@ pub struct RetentionPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct CostPolicy {
     #[serde(default)]
+    #[schemars(length(max = 64), extend("x-kubernetes-validations" = [{
+        "rule": "self.all(p, self.exists_one(o, o.gpu == p.gpu))",
+        "message": "each gpu may be priced only once"
+    }]))]
     pub pricing: Vec<GpuPrice>,
 }
 
@@ -116,9 +135,13 @@ pub struct CostPolicy {
 #[serde(rename_all = "camelCase")]
 pub struct GpuPrice {
     /// GPU SKU as the DCGM exporter names it, e.g. `H100-SXM5-80GB`.
+    #[schemars(length(min = 1, max = 128), pattern(NON_BLANK_PATTERN))]
     pub gpu: String,
+    #[schemars(range(min = 0.0))]
     pub price_per_gpu_hour: f64,
+    /// ISO 4217 currency code.
     #[serde(default = "default_currency")]
+    #[schemars(pattern(CURRENCY_PATTERN))]
     pub currency: String,
 }
 
@@ -132,16 +155,20 @@ pub struct AgentOverrides {
     /// Collector image; must be an opentelemetry-collector-k8s build that knows
     /// the component names the function emits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), pattern(IMAGE_PATTERN))]
     pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10))]
     pub replicas: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
     /// Namespace of the agent on the workload cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), pattern(DNS_LABEL_PATTERN))]
     pub namespace: Option<String>,
     /// Namespaces whose engines are scraped; empty means every namespace.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 63), pattern(DNS_LABEL_PATTERN)))]
     pub scrape_namespaces: Vec<String>,
 }
 
@@ -159,6 +186,7 @@ pub struct ResourceRequirements {
 pub struct AggregatorEndpoint {
     /// OTLP/gRPC endpoint of the signal-aggregator, `host:port`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 512), pattern(HOST_PORT_PATTERN))]
     pub endpoint: Option<String>,
     /// Secret (in the agent namespace) holding this cluster's ingest token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,12 +199,15 @@ pub struct AggregatorEndpoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKeySelector {
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
     pub name: String,
+    #[schemars(length(min = 1, max = 253), pattern(SECRET_KEY_PATTERN))]
     pub key: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct InferenceClusterStatus {
     /// ProviderConfig that targets the workload cluster (set by Modelplane).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -187,6 +218,7 @@ pub struct InferenceClusterStatus {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ProviderConfigRef {
+    #[schemars(length(min = 1, max = 253))]
     pub name: String,
 }
 
@@ -195,6 +227,7 @@ pub struct ProviderConfigRef {
 #[serde(rename_all = "camelCase")]
 pub struct SignalsStatus {
     #[serde(default)]
+    #[schemars(length(max = 6))]
     pub enabled_kinds: Vec<SignalKind>,
     /// RFC 3339 time the aggregator last stored data from this cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +237,10 @@ pub struct SignalsStatus {
     pub dropped_events: Option<u64>,
     /// RFC 3339 time of the newest datapoint per kind.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("x-kubernetes-validations" = [{
+        "rule": "self.all(k, k in ['RequestLifecycle', 'PrefixHash', 'Capacity', 'ColdStart', 'Cost', 'Reliability'])",
+        "message": "keys must be signal kind names"
+    }]))]
     pub last_datapoint: BTreeMap<SignalKind, String>,
     /// Whether the cluster's agent reported within the last few flush intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,6 +5,7 @@
 pub mod duration;
 pub mod inference_cluster;
 pub mod model_service;
+pub mod schema;
 pub mod signal_kind;
 pub mod validation;
 

@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inference_cluster::{ObjectMeta, SecretKeySelector};
+use crate::schema::{HTTP_URL_PATTERN, SIGNAL_NAME_PATTERN};
 
 pub const MODEL_SERVICE_KIND: &str = "ModelService";
 
@@ -21,8 +22,10 @@ pub struct ModelService {
     pub status: Option<ModelServiceStatus>,
 }
 
+/// The rest of Modelplane's spec is not this project's: it is preserved, not pruned.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ModelServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<ObservabilitySpec>,
@@ -53,9 +56,15 @@ pub struct MetricsPolicy {
     pub scope: MetricsScope,
     /// Overrides the cluster's sample rate for this service's span-derived kinds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub sample_rate: Option<f64>,
     /// Additive signal kinds this service asks for (e.g. `SpecDecAcceptance`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 16),
+        inner(pattern(SIGNAL_NAME_PATTERN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
     pub extra_signals: Vec<String>,
 }
 
@@ -73,15 +82,28 @@ pub enum TraceProtocol {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.enabled) || !self.enabled || has(self.endpoint)",
+    "message": "endpoint is required when traces are enabled"
+}]))]
 pub struct TracesSpec {
     #[serde(default)]
     pub enabled: bool,
     /// The tenant's OTLP endpoint, e.g. `https://cloud.langfuse.com/api/public/otel`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 2048), pattern(HTTP_URL_PATTERN))]
     pub endpoint: Option<String>,
     #[serde(default)]
     pub protocol: TraceProtocol,
+    /// Header name to value, sent with every export to the endpoint.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "x-kubernetes-validations" = [{
+            "rule": "self.all(k, size(k) <= 128 && k.matches('^[A-Za-z0-9!#$%&*+.^_|~-]+$'))",
+            "message": "header names must be HTTP tokens of at most 128 characters"
+        }]
+    ))]
     pub headers: BTreeMap<String, HeaderValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<TraceSampling>,
@@ -91,8 +113,13 @@ pub struct TracesSpec {
 /// service's namespace. Exactly one of the two.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "has(self.value) != has(self.valueFrom)",
+    "message": "set exactly one of value or valueFrom"
+}]))]
 pub struct HeaderValue {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
     pub value: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_from: Option<HeaderValueSource>,
@@ -108,11 +135,13 @@ pub struct HeaderValueSource {
 #[serde(rename_all = "camelCase")]
 pub struct TraceSampling {
     #[serde(default = "crate::inference_cluster::default_sample_rate")]
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub ratio: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-preserve-unknown-fields" = true))]
 pub struct ModelServiceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<ObservabilityStatus>,

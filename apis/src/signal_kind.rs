@@ -59,7 +59,9 @@ impl fmt::Display for SignalKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown signal kind {0:?}; expected one of RequestLifecycle, PrefixHash, Capacity, ColdStart, Cost, Reliability")]
+#[error(
+    "unknown signal kind {0:?}; expected one of RequestLifecycle, PrefixHash, Capacity, ColdStart, Cost, Reliability"
+)]
 pub struct UnknownSignalKind(pub String);
 
 impl FromStr for SignalKind {

@@ -65,8 +65,14 @@ fn check_ratio(errors: &mut FieldErrors, path: &str, value: f64) {
     }
 }
 
-/// A DNS-1123 label/subdomain-ish name, as Kubernetes requires for Secret names
-/// and namespaces.
+/// A DNS-1123 label, as Kubernetes requires for namespaces
+/// ([`crate::schema::DNS_LABEL_PATTERN`]).
+fn is_dns_label(s: &str) -> bool {
+    s.len() <= 63 && !s.contains('.') && is_dns_name(s)
+}
+
+/// A DNS-1123 subdomain, as Kubernetes requires for Secret names
+/// ([`crate::schema::DNS_SUBDOMAIN_PATTERN`]).
 fn is_dns_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 253
@@ -76,12 +82,13 @@ fn is_dns_name(s: &str) -> bool {
         && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
 }
 
-/// An HTTP header field name (RFC 9110 token).
+/// An HTTP header field name: an RFC 9110 token without `'` and `` ` ``, which
+/// no real header uses and which the XRD's CEL rule cannot quote simply.
 fn is_header_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
         && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&*+-.^_|~".contains(&b))
 }
 
 impl SignalsSpec {
@@ -124,18 +131,29 @@ impl SignalsSpec {
                 if price.gpu.trim().is_empty() {
                     errors.push(format!("{path}.gpu"), "must not be empty");
                 } else if !gpus.insert(price.gpu.as_str()) {
-                    errors.push(format!("{path}.gpu"), format!("{} is priced twice", price.gpu));
+                    errors.push(
+                        format!("{path}.gpu"),
+                        format!("{} is priced twice", price.gpu),
+                    );
                 }
                 if !(price.price_per_gpu_hour.is_finite() && price.price_per_gpu_hour >= 0.0) {
                     errors.push(
                         format!("{path}.pricePerGpuHour"),
-                        format!("must be a non-negative number, got {}", price.price_per_gpu_hour),
+                        format!(
+                            "must be a non-negative number, got {}",
+                            price.price_per_gpu_hour
+                        ),
                     );
                 }
-                if price.currency.len() != 3 || !price.currency.bytes().all(|b| b.is_ascii_uppercase()) {
+                if price.currency.len() != 3
+                    || !price.currency.bytes().all(|b| b.is_ascii_uppercase())
+                {
                     errors.push(
                         format!("{path}.currency"),
-                        format!("must be an ISO 4217 code such as USD, got {:?}", price.currency),
+                        format!(
+                            "must be an ISO 4217 code such as USD, got {:?}",
+                            price.currency
+                        ),
                     );
                 }
             }
@@ -150,7 +168,7 @@ impl SignalsSpec {
                 );
             }
             if let Some(ns) = &agent.namespace
-                && !is_dns_name(ns)
+                && !is_dns_label(ns)
             {
                 errors.push(
                     "spec.signals.agent.namespace",
@@ -158,7 +176,7 @@ impl SignalsSpec {
                 );
             }
             for (i, ns) in agent.scrape_namespaces.iter().enumerate() {
-                if !is_dns_name(ns) {
+                if !is_dns_label(ns) {
                     errors.push(
                         format!("spec.signals.agent.scrapeNamespaces[{i}]"),
                         format!("{ns:?} is not a valid namespace name"),
@@ -168,7 +186,10 @@ impl SignalsSpec {
             if let Some(image) = &agent.image
                 && (image.trim().is_empty() || image.contains(char::is_whitespace))
             {
-                errors.push("spec.signals.agent.image", format!("{image:?} is not an image reference"));
+                errors.push(
+                    "spec.signals.agent.image",
+                    format!("{image:?} is not an image reference"),
+                );
             }
         }
         if let Some(aggregator) = &self.aggregator {
@@ -181,7 +202,12 @@ impl SignalsSpec {
                 );
             }
             if let Some(secret) = &aggregator.token_secret_ref {
-                check_secret_ref(&mut errors, "spec.signals.aggregator.tokenSecretRef", &secret.name, &secret.key);
+                check_secret_ref(
+                    &mut errors,
+                    "spec.signals.aggregator.tokenSecretRef",
+                    &secret.name,
+                    &secret.key,
+                );
             }
         }
         errors.into_result()
@@ -194,6 +220,7 @@ fn is_host_port(s: &str) -> bool {
             !host.is_empty()
                 && !host.contains('/')
                 && !host.contains(char::is_whitespace)
+                && !port.starts_with('0')
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
         }
         None => false,
@@ -202,13 +229,21 @@ fn is_host_port(s: &str) -> bool {
 
 fn check_secret_ref(errors: &mut FieldErrors, path: &str, name: &str, key: &str) {
     if !is_dns_name(name) {
-        errors.push(format!("{path}.name"), format!("{name:?} is not a valid Secret name"));
+        errors.push(
+            format!("{path}.name"),
+            format!("{name:?} is not a valid Secret name"),
+        );
     }
     let key_ok = !key.is_empty()
         && key.len() <= 253
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
     if !key_ok {
-        errors.push(format!("{path}.key"), format!("{key:?} is not a valid Secret key"));
+        errors.push(
+            format!("{path}.key"),
+            format!("{key:?} is not a valid Secret key"),
+        );
     }
 }
 
@@ -241,7 +276,8 @@ impl ObservabilitySpec {
                         "is required when traces.enabled is true",
                     ),
                     Some(endpoint) => {
-                        let scheme_ok = endpoint.starts_with("https://") || endpoint.starts_with("http://");
+                        let scheme_ok =
+                            endpoint.starts_with("https://") || endpoint.starts_with("http://");
                         if !scheme_ok || endpoint.contains(char::is_whitespace) {
                             errors.push(
                                 "spec.observability.traces.endpoint",
@@ -252,12 +288,18 @@ impl ObservabilitySpec {
                 }
             }
             if traces.headers.len() > MAX_LIST_ITEMS {
-                errors.push("spec.observability.traces.headers", format!("at most {MAX_LIST_ITEMS} headers"));
+                errors.push(
+                    "spec.observability.traces.headers",
+                    format!("at most {MAX_LIST_ITEMS} headers"),
+                );
             }
             for (name, value) in &traces.headers {
                 let path = format!("spec.observability.traces.headers[{name}]");
                 if !is_header_name(name) {
-                    errors.push(path.clone(), format!("{name:?} is not a valid HTTP header name"));
+                    errors.push(
+                        path.clone(),
+                        format!("{name:?} is not a valid HTTP header name"),
+                    );
                 }
                 match (&value.value, &value.value_from) {
                     (Some(_), None) => {}
@@ -271,7 +313,11 @@ impl ObservabilitySpec {
                 }
             }
             if let Some(sampling) = &traces.sampling {
-                check_ratio(&mut errors, "spec.observability.traces.sampling.ratio", sampling.ratio);
+                check_ratio(
+                    &mut errors,
+                    "spec.observability.traces.sampling.ratio",
+                    sampling.ratio,
+                );
             }
         }
         errors.into_result()
