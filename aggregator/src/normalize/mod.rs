@@ -1,21 +1,65 @@
 //! OTLP → typed signals: identity, allowlist, source mappings, cumulative → delta.
+//!
+//! `docs/signals.md` documents the mapping table and the `modelplane.*`
+//! schema. Decisions that shape what callers see:
+//! - A resource without a valid tenant or cluster has all its items
+//!   *rejected* (reported back as OTLP partial success, with a message that
+//!   names the attribute to set). The sender's configuration is wrong and
+//!   only the sender can fix it; dropping silently would hide that.
+//! - Only allowlisted attribute keys are read. Identities and dimension values
+//!   are bounded (length, charset or fixed enums); out-of-bounds identities
+//!   are rejected, never stored. Messages never echo attribute values.
+//! - Cumulative series become deltas (see [`cumulative`]); the first sighting
+//!   of an old series only primes state.
+
+mod attrs;
+mod bounded;
+mod builder;
+mod cardinality;
+mod cumulative;
+mod identity;
+mod metrics;
+mod sources;
+mod spans;
+mod tally;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
 use crate::signal::{Origin, SignalBatch};
 
+pub use bounded::{MAX_CLUSTER_LEN, MAX_MODEL_LEN, MAX_TENANT_LEN};
+
+/// The model of series that are not about one model (GPU capacity, pool-wide
+/// router gauges, prefix hashes without a model attribute).
+pub const NO_MODEL: &str = "";
+
 #[derive(Debug, Clone)]
 pub struct NormalizeConfig {
     /// Series (tenant × cluster × model × kind) a tenant may have before new
     /// ones are dropped and counted.
     pub max_series_per_tenant: usize,
+    /// Cumulative series (resource × metric × data point attributes) whose
+    /// last value is remembered for delta conversion.
+    pub max_cumulative_series: usize,
+    /// Series state (cumulative values, series budget) unseen for this long
+    /// is forgotten.
+    pub state_ttl: Duration,
+    /// A cumulative series seen for the first time counts in full when its
+    /// start time is at most this long before the point (it started
+    /// recently); otherwise its first point only primes state.
+    pub fresh_series_window: Duration,
 }
 
 impl Default for NormalizeConfig {
     fn default() -> Self {
         NormalizeConfig {
             max_series_per_tenant: 10_000,
+            max_cumulative_series: 1_000_000,
+            state_ttl: Duration::from_secs(15 * 60),
+            fresh_series_window: Duration::from_secs(60),
         }
     }
 }
@@ -31,26 +75,76 @@ pub struct Normalized {
     pub rejected: u64,
     /// Why the first refused items were refused (for the partial-success message).
     pub rejected_message: String,
-    /// Valid items not kept, by reason (`cardinality_limit`, `unknown_tenant`, ...).
+    /// Valid items (counted in `accepted`) whose points were not all kept, by
+    /// reason: `series_limit` (tenant over its series budget),
+    /// `duplicate_point` (a cumulative point not newer than the last),
+    /// `cumulative_state_full`, `superseded_metric_name` (a deprecated name
+    /// emitted next to its replacement), `unsupported_metric_type`
+    /// (exponential histograms, summaries).
     pub dropped: Vec<(&'static str, u64)>,
 }
 
 pub struct Normalizer {
-    config: NormalizeConfig,
+    cumulative: cumulative::CumulativeState,
+    limiter: cardinality::CardinalityLimiter,
 }
 
 impl Normalizer {
     pub fn new(config: NormalizeConfig) -> Self {
-        Normalizer { config }
+        Normalizer {
+            cumulative: cumulative::CumulativeState::new(
+                config.max_cumulative_series,
+                config.state_ttl,
+                config.fresh_series_window,
+            ),
+            limiter: cardinality::CardinalityLimiter::new(
+                config.max_series_per_tenant,
+                config.state_ttl,
+            ),
+        }
     }
 
     pub fn metrics(&self, origin: &Origin, request: &ExportMetricsServiceRequest) -> Normalized {
-        let _ = (&self.config, origin, request);
-        todo!("owned by the normalize work")
+        self.metrics_at(origin, request, SystemTime::now())
     }
 
     pub fn traces(&self, origin: &Origin, request: &ExportTraceServiceRequest) -> Normalized {
-        let _ = (&self.config, origin, request);
-        todo!("owned by the normalize work")
+        self.traces_at(origin, request, SystemTime::now())
     }
+
+    /// [`Normalizer::metrics`] with an explicit clock (state expiry is
+    /// measured against `now`).
+    pub fn metrics_at(
+        &self,
+        origin: &Origin,
+        request: &ExportMetricsServiceRequest,
+        now: SystemTime,
+    ) -> Normalized {
+        let (secs, nanos) = clock(now);
+        metrics::normalize(self, origin, request, secs, nanos)
+    }
+
+    /// [`Normalizer::traces`] with an explicit clock.
+    pub fn traces_at(
+        &self,
+        origin: &Origin,
+        request: &ExportTraceServiceRequest,
+        now: SystemTime,
+    ) -> Normalized {
+        let (secs, nanos) = clock(now);
+        spans::normalize(self, origin, request, secs, nanos)
+    }
+
+    /// Cumulative series currently remembered (for self-metrics).
+    pub fn cumulative_series(&self) -> usize {
+        self.cumulative.len()
+    }
+}
+
+fn clock(now: SystemTime) -> (u64, u64) {
+    let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    (
+        since_epoch.as_secs(),
+        u64::try_from(since_epoch.as_nanos()).unwrap_or(u64::MAX),
+    )
 }

@@ -1,0 +1,463 @@
+//! Metric name → typed signal routing, for every source the aggregator knows.
+//! `docs/signals.md` is the human-readable form of this table; keep them in
+//! step.
+//!
+//! Names are matched as the OpenTelemetry Collector's Prometheus receiver
+//! forwards them: with or without the `_total` suffix, and with the engine
+//! prefix spelt `vllm:` or `vllm_` (Prometheus 3 underscore escaping).
+
+use crate::signal::{Field, SignalKind};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    Vllm,
+    Sglang,
+    LlamaCpp,
+    /// llm-d endpoint picker; `current` is the `llm_d_epp_` generation, which
+    /// still dual-emits the older `inference_*` names.
+    Epp {
+        current: bool,
+    },
+    Dcgm,
+    GenAi,
+    MeshLlm,
+    Modelplane,
+    LlmKube,
+}
+
+/// Names that, when present in the same resource, replace a deprecated one
+/// that the same process may still emit (counting both would double count).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Present(u8);
+
+impl Present {
+    pub const VLLM_ITL: Present = Present(1);
+    pub const VLLM_KV_USAGE: Present = Present(2);
+    pub const VLLM_PREFIX: Present = Present(4);
+    pub const SGLANG_ITL: Present = Present(8);
+    pub const EPP_CURRENT: Present = Present(16);
+
+    pub(crate) fn note(&mut self, name: &str) {
+        let flag = match classify(name) {
+            Some((Source::Vllm, "inter_token_latency_seconds")) => Present::VLLM_ITL,
+            Some((Source::Vllm, "kv_cache_usage_perc")) => Present::VLLM_KV_USAGE,
+            Some((Source::Vllm, "prefix_cache_queries" | "prefix_cache_hits")) => {
+                Present::VLLM_PREFIX
+            }
+            Some((Source::Sglang, "inter_token_latency_seconds")) => Present::SGLANG_ITL,
+            Some((Source::Epp { current: true }, _)) => Present::EPP_CURRENT,
+            _ => return,
+        };
+        self.0 |= flag.0;
+    }
+
+    pub(crate) fn has(self, flag: Present) -> bool {
+        self.0 & flag.0 != 0
+    }
+}
+
+/// What a metric's data points become.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Route {
+    /// One field; the OTLP type decides the value (monotonic sum → counter
+    /// delta, gauge → gauge, histogram → histogram delta). `scale` converts
+    /// units (ms → s, percent → fraction, MiB → bytes).
+    Field {
+        kind: SignalKind,
+        field: Field,
+        scale: f64,
+        tier: Option<&'static str>,
+    },
+    /// A histogram of per-request token counts: its sum is a token counter.
+    TokenHistogram(Field),
+    /// vLLM `request_success{finished_reason}`: requests, and errors when the
+    /// reason is `error`.
+    RequestOutcome,
+    /// A request-duration histogram that also counts requests and, when it
+    /// carries `error.type`, errors (GenAI semconv duration metrics).
+    RequestDuration,
+    /// `gen_ai.client.token.usage{gen_ai.token.type}`.
+    GenAiTokenUsage,
+    /// Cold-start phase duration; the phase comes from `modelplane.coldstart.phase`
+    /// unless fixed here.
+    ColdStartPhase {
+        phase: Option<&'static str>,
+        scale: f64,
+    },
+    /// A per-GPU reading keyed by SKU.
+    Gpu {
+        kind: SignalKind,
+        field: Field,
+        scale: f64,
+    },
+    /// DCGM's last-XID gauge: a change to a non-zero code is a failure.
+    XidGauge,
+    /// A counter of XID errors labelled by code.
+    XidCounter,
+    /// mesh-llm launch counters and gauges (dims: sku, context, reason).
+    MeshLaunch(Field),
+    MeshLaunchFailure,
+    MeshUnexpectedExit,
+    /// `modelplane.kv_cache.utilization{modelplane.kv.tier}`.
+    KvTier,
+    /// `modelplane.replicas{modelplane.replica.state}`.
+    Replicas,
+    /// `modelplane.failures{modelplane.failure.cause}`.
+    Failures,
+    /// A metric some version of the source emits twice under two names; this
+    /// one is skipped when its replacement is in the same resource.
+    Superseded {
+        by: Present,
+        route: &'static Route,
+    },
+}
+
+const fn field(kind: SignalKind, field: Field) -> Route {
+    Route::Field {
+        kind,
+        field,
+        scale: 1.0,
+        tier: None,
+    }
+}
+
+const RL: SignalKind = SignalKind::RequestLifecycle;
+const CAP: SignalKind = SignalKind::Capacity;
+const CS: SignalKind = SignalKind::ColdStart;
+const COST: SignalKind = SignalKind::Cost;
+
+const TTFT: Route = field(RL, Field::TtftSeconds);
+const TPOT: Route = field(RL, Field::TpotSeconds);
+const E2E: Route = field(RL, Field::E2eSeconds);
+const QUEUE: Route = field(RL, Field::QueueSeconds);
+const INPUT: Route = field(RL, Field::InputTokens);
+const OUTPUT: Route = field(RL, Field::OutputTokens);
+const REQUESTS: Route = field(RL, Field::Requests);
+const ERRORS: Route = field(RL, Field::Errors);
+const RUNNING: Route = field(RL, Field::RunningRequests);
+const WAITING: Route = field(RL, Field::QueueDepth);
+const PREFIX_QUERIES: Route = field(RL, Field::PrefixCacheQueries);
+const PREFIX_HITS: Route = field(RL, Field::PrefixCacheHits);
+const KV_HBM: Route = Route::Field {
+    kind: CAP,
+    field: Field::KvCacheUtilization,
+    scale: 1.0,
+    tier: Some("hbm"),
+};
+const KV_CPU: Route = Route::Field {
+    kind: CAP,
+    field: Field::KvCacheUtilization,
+    scale: 1.0,
+    tier: Some("cpu"),
+};
+const READY_REPLICAS: Route = field(CAP, Field::ReplicasActive);
+
+/// Splits a metric name into its source and the name within that source
+/// (without the `_total` counter suffix).
+pub(crate) fn classify(name: &str) -> Option<(Source, &str)> {
+    const PREFIXES: &[(&str, Source)] = &[
+        ("vllm:", Source::Vllm),
+        ("vllm_", Source::Vllm),
+        ("sglang:", Source::Sglang),
+        ("sglang_", Source::Sglang),
+        ("llamacpp:", Source::LlamaCpp),
+        ("llamacpp_", Source::LlamaCpp),
+        ("llm_d_epp_", Source::Epp { current: true }),
+        ("inference_objective_", Source::Epp { current: false }),
+        ("inference_model_", Source::Epp { current: false }),
+        ("inference_pool_", Source::Epp { current: false }),
+        ("DCGM_", Source::Dcgm),
+        ("gen_ai.", Source::GenAi),
+        ("mesh_llm_", Source::MeshLlm),
+        ("modelplane.", Source::Modelplane),
+        ("modelplane_", Source::Modelplane),
+        ("llmkube_", Source::LlmKube),
+    ];
+    let (source, rest) = PREFIXES
+        .iter()
+        .find_map(|(prefix, source)| name.strip_prefix(prefix).map(|rest| (*source, rest)))?;
+    Some((source, rest.strip_suffix("_total").unwrap_or(rest)))
+}
+
+pub(crate) fn route(source: Source, name: &str) -> Option<Route> {
+    match source {
+        Source::Vllm => vllm(name),
+        Source::Sglang => sglang(name),
+        Source::LlamaCpp => llamacpp(name),
+        Source::Epp { current } => epp(name, current),
+        Source::Dcgm => dcgm(name),
+        Source::GenAi => genai(name),
+        Source::MeshLlm => mesh_llm(name),
+        Source::Modelplane => modelplane(name),
+        Source::LlmKube => llmkube(name),
+    }
+}
+
+fn vllm(name: &str) -> Option<Route> {
+    Some(match name {
+        "time_to_first_token_seconds" => TTFT,
+        "inter_token_latency_seconds" => TPOT,
+        "time_per_output_token_seconds" => Route::Superseded {
+            by: Present::VLLM_ITL,
+            route: &TPOT,
+        },
+        "e2e_request_latency_seconds" => E2E,
+        "request_queue_time_seconds" => QUEUE,
+        "prompt_tokens" => INPUT,
+        "generation_tokens" => OUTPUT,
+        "request_success" => Route::RequestOutcome,
+        "num_requests_running" => RUNNING,
+        "num_requests_waiting" => WAITING,
+        "num_preemptions" => field(RL, Field::Preemptions),
+        "kv_cache_usage_perc" => KV_HBM,
+        "gpu_cache_usage_perc" => Route::Superseded {
+            by: Present::VLLM_KV_USAGE,
+            route: &KV_HBM,
+        },
+        "cpu_cache_usage_perc" => KV_CPU,
+        "prefix_cache_queries" => PREFIX_QUERIES,
+        "prefix_cache_hits" => PREFIX_HITS,
+        "gpu_prefix_cache_queries" => Route::Superseded {
+            by: Present::VLLM_PREFIX,
+            route: &PREFIX_QUERIES,
+        },
+        "gpu_prefix_cache_hits" => Route::Superseded {
+            by: Present::VLLM_PREFIX,
+            route: &PREFIX_HITS,
+        },
+        "model_load_duration_seconds" => Route::ColdStartPhase {
+            phase: Some("model_load"),
+            scale: 1.0,
+        },
+        _ => return None,
+    })
+}
+
+fn sglang(name: &str) -> Option<Route> {
+    Some(match name {
+        "time_to_first_token_seconds" => TTFT,
+        "inter_token_latency_seconds" => TPOT,
+        "time_per_output_token_seconds" => Route::Superseded {
+            by: Present::SGLANG_ITL,
+            route: &TPOT,
+        },
+        "e2e_request_latency_seconds" => E2E,
+        "queue_time_seconds" => QUEUE,
+        "prompt_tokens" => INPUT,
+        "generation_tokens" => OUTPUT,
+        "cached_tokens" => PREFIX_HITS,
+        "num_requests" => REQUESTS,
+        "num_running_reqs" => RUNNING,
+        "num_queue_reqs" => WAITING,
+        "token_usage" => KV_HBM,
+        _ => return None,
+    })
+}
+
+fn llamacpp(name: &str) -> Option<Route> {
+    Some(match name {
+        "prompt_tokens" => INPUT,
+        "tokens_predicted" => OUTPUT,
+        "requests_processing" => RUNNING,
+        "requests_deferred" => WAITING,
+        "kv_cache_usage_ratio" => KV_HBM,
+        _ => return None,
+    })
+}
+
+fn epp(name: &str, current: bool) -> Option<Route> {
+    let route = match name {
+        "request" => REQUESTS,
+        "request_error" => ERRORS,
+        "request_duration_seconds" => E2E,
+        "input_tokens" | "request_input_tokens" => Route::TokenHistogram(Field::InputTokens),
+        "output_tokens" | "request_output_tokens" => Route::TokenHistogram(Field::OutputTokens),
+        "running_requests" | "request_running" => RUNNING,
+        "request_ttft_seconds" => TTFT,
+        "request_tpot_seconds" | "request_streaming_tpot_seconds" => TPOT,
+        "average_kv_cache_utilization" => KV_HBM,
+        "per_pod_queue_size" | "per_endpoint_queue_size" => WAITING,
+        "ready_pods" | "ready_endpoints" => READY_REPLICAS,
+        _ => return None,
+    };
+    Some(if current {
+        route
+    } else {
+        superseded_by_current_epp(route)
+    })
+}
+
+fn superseded_by_current_epp(route: Route) -> Route {
+    // Map each legacy route to a static so `Superseded` can hold it.
+    static LEGACY: &[Route] = &[
+        REQUESTS,
+        ERRORS,
+        E2E,
+        Route::TokenHistogram(Field::InputTokens),
+        Route::TokenHistogram(Field::OutputTokens),
+        RUNNING,
+        TTFT,
+        TPOT,
+        KV_HBM,
+        WAITING,
+        READY_REPLICAS,
+    ];
+    let inner = LEGACY
+        .iter()
+        .find(|r| **r == route)
+        .expect("every EPP route is listed in LEGACY");
+    Route::Superseded {
+        by: Present::EPP_CURRENT,
+        route: inner,
+    }
+}
+
+fn dcgm(name: &str) -> Option<Route> {
+    Some(match name {
+        "FI_DEV_GPU_UTIL" => Route::Gpu {
+            kind: CAP,
+            field: Field::GpuUtilization,
+            scale: 0.01,
+        },
+        "FI_DEV_FB_USED" => Route::Gpu {
+            kind: CAP,
+            field: Field::GpuMemoryUsedBytes,
+            scale: 1_048_576.0,
+        },
+        "FI_DEV_FB_FREE" => Route::Gpu {
+            kind: CAP,
+            field: Field::GpuMemoryFreeBytes,
+            scale: 1_048_576.0,
+        },
+        "FI_DEV_XID_ERRORS" => Route::XidGauge,
+        "EXP_XID_ERRORS_COUNT" => Route::XidCounter,
+        _ => return None,
+    })
+}
+
+fn genai(name: &str) -> Option<Route> {
+    Some(match name {
+        "client.operation.duration" | "server.request.duration" => Route::RequestDuration,
+        "server.time_to_first_token" | "client.operation.time_to_first_chunk" => TTFT,
+        "server.time_per_output_token" | "client.operation.time_per_output_chunk" => TPOT,
+        "client.token.usage" => Route::GenAiTokenUsage,
+        _ => return None,
+    })
+}
+
+fn mesh_llm(name: &str) -> Option<Route> {
+    Some(match name {
+        "model_launch" => Route::MeshLaunch(Field::LaunchAttempts),
+        "model_launch_success" => Route::MeshLaunch(Field::LaunchSuccesses),
+        "model_launch_failure" => Route::MeshLaunchFailure,
+        "model_unload" => Route::MeshLaunch(Field::Unloads),
+        "model_exit_unexpected" => Route::MeshUnexpectedExit,
+        "loaded_models" | "model_loaded" => Route::MeshLaunch(Field::LoadedModels),
+        "model_context_length" => Route::MeshLaunch(Field::ContextLength),
+        "model_launch_duration_ms" => Route::Field {
+            kind: CS,
+            field: Field::LaunchSeconds,
+            scale: 0.001,
+            tier: None,
+        },
+        "model_uptime_s" => field(CS, Field::UptimeSeconds),
+        _ => return None,
+    })
+}
+
+fn modelplane(name: &str) -> Option<Route> {
+    // Accept both the OTLP (dotted) and the Prometheus-scraped (underscored) spelling.
+    let route = match name {
+        "coldstart.phase.duration"
+        | "coldstart_phase_duration_seconds"
+        | "coldstart_phase_duration" => Route::ColdStartPhase {
+            phase: None,
+            scale: 1.0,
+        },
+        "gpu.price_per_hour" | "gpu_price_per_hour" => Route::Gpu {
+            kind: COST,
+            field: Field::PricePerGpuHour,
+            scale: 1.0,
+        },
+        "gpu.seconds" | "gpu_seconds" => Route::Gpu {
+            kind: COST,
+            field: Field::GpuSeconds,
+            scale: 1.0,
+        },
+        "gpu.count" | "gpu_count" => Route::Gpu {
+            kind: CAP,
+            field: Field::Gpus,
+            scale: 1.0,
+        },
+        "gpu.allocated" | "gpu_allocated" => Route::Gpu {
+            kind: CAP,
+            field: Field::GpusAllocated,
+            scale: 1.0,
+        },
+        "kv_cache.utilization" | "kv_cache_utilization" => Route::KvTier,
+        "replicas" => Route::Replicas,
+        "modelcache.bytes_staged" | "modelcache_bytes_staged" => {
+            field(CAP, Field::CacheBytesStaged)
+        }
+        "failures" => Route::Failures,
+        _ => return None,
+    };
+    Some(route)
+}
+
+fn llmkube(name: &str) -> Option<Route> {
+    Some(match name {
+        // Weights download into the model cache before the engine starts.
+        "model_download_duration_seconds" => Route::ColdStartPhase {
+            phase: Some("cache_hydration"),
+            scale: 1.0,
+        },
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_spellings_and_total_suffix() {
+        assert_eq!(
+            classify("vllm:prompt_tokens_total"),
+            Some((Source::Vllm, "prompt_tokens"))
+        );
+        assert_eq!(
+            classify("vllm_prompt_tokens_total"),
+            Some((Source::Vllm, "prompt_tokens"))
+        );
+        assert_eq!(
+            classify("vllm:prompt_tokens"),
+            Some((Source::Vllm, "prompt_tokens"))
+        );
+        assert_eq!(
+            classify("inference_model_request_total"),
+            Some((Source::Epp { current: false }, "request"))
+        );
+        assert_eq!(
+            classify("llm_d_epp_request_total"),
+            Some((Source::Epp { current: true }, "request"))
+        );
+        assert_eq!(classify("http_requests_total"), None);
+    }
+
+    #[test]
+    fn legacy_epp_names_yield_to_current_ones() {
+        let legacy = route(Source::Epp { current: false }, "request").unwrap();
+        assert_eq!(
+            legacy,
+            Route::Superseded {
+                by: Present::EPP_CURRENT,
+                route: &REQUESTS
+            }
+        );
+        assert_eq!(
+            route(Source::Epp { current: true }, "request"),
+            Some(REQUESTS)
+        );
+    }
+}
