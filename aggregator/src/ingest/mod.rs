@@ -1,3 +1,115 @@
-//! OTLP receivers: gRPC (`grpc`) and HTTP (`http`, protobuf and JSON).
+//! OTLP receivers: gRPC ([`serve_grpc`]) and HTTP ([`http_router`], protobuf
+//! and JSON). Both decode export requests and hand them to an
+//! [`ExportSink`]; what the sender is told follows the OTLP spec
+//! (`reference/aggregator.md` §3.3):
+//!
+//! | outcome                         | gRPC                               | HTTP                  |
+//! |---------------------------------|------------------------------------|-----------------------|
+//! | accepted / partially rejected   | OK + `partial_success`             | 200 + `partial_success` |
+//! | undecodable or invalid payload  | `INVALID_ARGUMENT` + `BadRequest`  | 400 + `google.rpc.Status` |
+//! | over `max_request_bytes`        | `RESOURCE_EXHAUSTED` (no `RetryInfo`) | 413                |
+//! | unknown content type / coding   | (tonic: `UNIMPLEMENTED`)           | 415                   |
+//! | bad credentials                 | `UNAUTHENTICATED`                  | 401                   |
+//! | shed, sink overloaded, store down | `UNAVAILABLE` + `RetryInfo`      | 503 + `Retry-After`   |
+//! | logs                            | `UNIMPLEMENTED`                    | 501                   |
+//!
+//! Only the shedding row is retryable; nothing accepted is dropped here.
 
+mod body;
+mod grpc;
+mod http;
 pub mod otlp_json;
+mod receiver;
+mod refusal;
+mod request;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use body::{ContentCoding, PayloadFormat, decode_request, decompress};
+pub use refusal::{Refusal, ThrottleCause};
+pub use request::OtlpRequest;
+
+use crate::pipeline::ExportSink;
+use crate::signal::Origin;
+use crate::telemetry::SelfMetrics;
+use receiver::Receiver;
+
+#[derive(Clone)]
+pub struct IngestConfig {
+    /// Largest request accepted, measured after decompression (gRPC message
+    /// or HTTP body). Collectors batch up to ~8k items per request.
+    pub max_request_bytes: usize,
+    /// Requests decoded or exported at once per listener; more are shed with
+    /// a retryable refusal before their body is read. Together with
+    /// `max_request_bytes` this bounds the memory ingest can hold.
+    pub max_in_flight_requests: usize,
+    /// Delay advertised to senders when shedding (`RetryInfo`, `Retry-After`).
+    pub retry_after: Duration,
+    /// Who may send. The default accepts everyone as `Origin::default()`.
+    pub authenticator: Arc<dyn Authenticator>,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            max_request_bytes: 16 * 1024 * 1024,
+            max_in_flight_requests: 128,
+            retry_after: Duration::from_secs(1),
+            authenticator: Arc::new(AllowAnonymous),
+        }
+    }
+}
+
+impl fmt::Debug for IngestConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestConfig")
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_in_flight_requests", &self.max_in_flight_requests)
+            .field("retry_after", &self.retry_after)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Decides who sent an export, from its `authorization` header (HTTP) or
+/// metadata (gRPC), before the body is read. Per-cluster ingest tokens plug in
+/// here: return `Origin { authenticated_cluster: Some(cluster) }`, or `Err`
+/// with an actionable message (sent back as `UNAUTHENTICATED` / 401; never
+/// include the presented credential in it).
+pub trait Authenticator: Send + Sync + 'static {
+    fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Origin, String>;
+}
+
+/// Ingest without authentication (first runs, tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AllowAnonymous;
+
+impl Authenticator for AllowAnonymous {
+    fn authenticate(&self, _authorization: Option<&[u8]>) -> Result<Origin, String> {
+        Ok(Origin::default())
+    }
+}
+
+/// Serves OTLP/gRPC on `listener` until `shutdown` completes, then drains
+/// the calls in progress.
+pub async fn serve_grpc(
+    listener: tokio::net::TcpListener,
+    sink: Arc<dyn ExportSink>,
+    config: IngestConfig,
+    metrics: Arc<SelfMetrics>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let receiver = Arc::new(Receiver::new(sink, config, metrics));
+    grpc::serve(listener, receiver, shutdown).await
+}
+
+/// The OTLP/HTTP routes (`/v1/metrics`, `/v1/traces`, refusing `/v1/logs`).
+pub fn http_router(
+    sink: Arc<dyn ExportSink>,
+    config: IngestConfig,
+    metrics: Arc<SelfMetrics>,
+) -> axum::Router {
+    http::router(Arc::new(Receiver::new(sink, config, metrics)))
+}

@@ -78,13 +78,25 @@ fn any_value(ctx: &mut Ctx, value: Value) -> Result<AnyValue> {
         ctx,
         &mut m,
         &[
-            ("stringValue", "string_value", |c, v| string(c, v).map(V::StringValue)),
-            ("boolValue", "bool_value", |c, v| boolean(c, v).map(V::BoolValue)),
+            ("stringValue", "string_value", |c, v| {
+                string(c, v).map(V::StringValue)
+            }),
+            ("boolValue", "bool_value", |c, v| {
+                boolean(c, v).map(V::BoolValue)
+            }),
             ("intValue", "int_value", |c, v| int64(c, v).map(V::IntValue)),
-            ("doubleValue", "double_value", |c, v| double(c, v).map(V::DoubleValue)),
-            ("arrayValue", "array_value", |c, v| array_value(c, v).map(V::ArrayValue)),
-            ("kvlistValue", "kvlist_value", |c, v| kvlist_value(c, v).map(V::KvlistValue)),
-            ("bytesValue", "bytes_value", |c, v| base64_bytes(c, v).map(V::BytesValue)),
+            ("doubleValue", "double_value", |c, v| {
+                double(c, v).map(V::DoubleValue)
+            }),
+            ("arrayValue", "array_value", |c, v| {
+                array_value(c, v).map(V::ArrayValue)
+            }),
+            ("kvlistValue", "kvlist_value", |c, v| {
+                kvlist_value(c, v).map(V::KvlistValue)
+            }),
+            ("bytesValue", "bytes_value", |c, v| {
+                base64_bytes(c, v).map(V::BytesValue)
+            }),
             ("stringValueStrindex", "string_value_strindex", |c, v| {
                 int32(c, v).map(V::StringValueStrindex)
             }),

@@ -53,7 +53,9 @@ fn metric(ctx: &mut Ctx, value: Value) -> Result<Metric> {
                 ("exponentialHistogram", "exponential_histogram", |c, v| {
                     exponential_histogram(c, v).map(Data::ExponentialHistogram)
                 }),
-                ("summary", "summary", |c, v| summary(c, v).map(Data::Summary)),
+                ("summary", "summary", |c, v| {
+                    summary(c, v).map(Data::Summary)
+                }),
             ],
         )?,
     })
@@ -143,7 +145,9 @@ fn number_point(ctx: &mut Ctx, value: Value) -> Result<NumberDataPoint> {
             ctx,
             &mut m,
             &[
-                ("asDouble", "as_double", |c, v| double(c, v).map(V::AsDouble)),
+                ("asDouble", "as_double", |c, v| {
+                    double(c, v).map(V::AsDouble)
+                }),
                 ("asInt", "as_int", |c, v| int64(c, v).map(V::AsInt)),
             ],
         )?,
@@ -247,7 +251,9 @@ fn exemplar(ctx: &mut Ctx, value: Value) -> Result<Exemplar> {
             ctx,
             &mut m,
             &[
-                ("asDouble", "as_double", |c, v| double(c, v).map(V::AsDouble)),
+                ("asDouble", "as_double", |c, v| {
+                    double(c, v).map(V::AsDouble)
+                }),
                 ("asInt", "as_int", |c, v| int64(c, v).map(V::AsInt)),
             ],
         )?,

@@ -2,12 +2,14 @@
 
 use serde_json::Value;
 
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span, status};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans, ScopeSpans, Span, Status, span, status,
+};
 
 use super::common::{attributes, resource, scope};
 use super::{
-    Ctx, Result, enumeration, field, object, optional, repeated, span_id, string, trace_id,
-    uint32, uint64,
+    Ctx, Result, enumeration, field, object, optional, repeated, span_id, string, trace_id, uint32,
+    uint64,
 };
 
 pub(super) fn resource_spans(ctx: &mut Ctx, value: Value) -> Result<ResourceSpans> {

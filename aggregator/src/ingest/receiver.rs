@@ -1,0 +1,151 @@
+//! The transport-independent half of ingest: admission (in-flight bound),
+//! authentication, handing the request to the sink, turning the sink's answer
+//! into an OTLP outcome, and counting all of it in `SelfMetrics`.
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::request::OtlpRequest;
+use super::{IngestConfig, Refusal, ThrottleCause};
+use crate::pipeline::{ExportError, ExportOutcome, ExportSink};
+use crate::signal::Origin;
+use crate::telemetry::SelfMetrics;
+
+pub(crate) struct Receiver {
+    sink: Arc<dyn ExportSink>,
+    metrics: Arc<SelfMetrics>,
+    config: IngestConfig,
+    in_flight: Arc<Semaphore>,
+}
+
+/// Held while a request is being decoded and exported.
+pub(crate) struct Admitted {
+    pub origin: Origin,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Receiver {
+    pub fn new(sink: Arc<dyn ExportSink>, config: IngestConfig, metrics: Arc<SelfMetrics>) -> Self {
+        let in_flight = Arc::new(Semaphore::new(config.max_in_flight_requests.max(1)));
+        Receiver {
+            sink,
+            metrics,
+            config,
+            in_flight,
+        }
+    }
+
+    pub fn config(&self) -> &IngestConfig {
+        &self.config
+    }
+
+    /// Admits a request before its body is read: sheds over the in-flight
+    /// bound and refuses bad credentials without spending a decode on them.
+    pub fn admit(
+        &self,
+        signal: &'static str,
+        authorization: Option<&[u8]>,
+    ) -> Result<Admitted, Refusal> {
+        let permit = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                self.refused(
+                    signal,
+                    Refusal::Throttled {
+                        retry_after: self.config.retry_after,
+                        cause: ThrottleCause::InFlightLimit,
+                        description: format!(
+                            "aggregator is at its limit of {} requests in flight",
+                            self.config.max_in_flight_requests
+                        ),
+                    },
+                )
+            })?;
+        let origin = self
+            .config
+            .authenticator
+            .authenticate(authorization)
+            .map_err(|description| {
+                self.refused(signal, Refusal::Unauthenticated { description })
+            })?;
+        Ok(Admitted {
+            origin,
+            _permit: permit,
+        })
+    }
+
+    /// Hands a decoded request to the sink. `Ok` is what the OTLP success
+    /// response reports (possibly a partial success); `Err` is a retryable refusal.
+    pub async fn export<R: OtlpRequest>(
+        &self,
+        origin: &Origin,
+        request: R,
+    ) -> Result<ExportOutcome, Refusal> {
+        let items = request.item_count();
+        match request.send(self.sink.as_ref(), origin).await {
+            Ok(outcome) => {
+                let rejected = outcome.rejected.clamp(0, items as i64) as u64;
+                self.metrics.ingested(R::SIGNAL, items - rejected);
+                self.metrics
+                    .rejected(R::SIGNAL, "partially_rejected", rejected);
+                Ok(outcome)
+            }
+            Err(error) => {
+                let refusal = throttled(error);
+                self.metrics.rejected(R::SIGNAL, refusal.reason(), items);
+                Err(refusal)
+            }
+        }
+    }
+
+    /// Counts a refusal decided before the request was decoded (so its item
+    /// count is unknown): these count one per request.
+    pub fn refused(&self, signal: &'static str, refusal: Refusal) -> Refusal {
+        self.metrics.rejected(signal, refusal.reason(), 1);
+        refusal
+    }
+}
+
+fn throttled(error: ExportError) -> Refusal {
+    let description = error.to_string();
+    match error {
+        ExportError::Overloaded { retry_after } => Refusal::Throttled {
+            retry_after,
+            cause: ThrottleCause::SinkOverloaded,
+            description,
+        },
+        ExportError::Unavailable { retry_after, .. } => Refusal::Throttled {
+            retry_after,
+            cause: ThrottleCause::StoreUnavailable,
+            description,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sink_errors_become_retryable_refusals() {
+        let overloaded = throttled(ExportError::Overloaded {
+            retry_after: std::time::Duration::from_secs(3),
+        });
+        assert_eq!(overloaded.reason(), "sink_overloaded");
+        assert_eq!(
+            overloaded.http_status(),
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        );
+        let unavailable = throttled(ExportError::Unavailable {
+            retry_after: std::time::Duration::from_secs(5),
+            reason: "redis down".into(),
+        });
+        assert_eq!(unavailable.reason(), "store_unavailable");
+        assert!(
+            unavailable.message().contains("redis down"),
+            "{}",
+            unavailable.message()
+        );
+    }
+}
