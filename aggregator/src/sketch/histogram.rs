@@ -60,7 +60,7 @@ impl BucketVector {
     }
 
     fn count(&self) -> u64 {
-        self.counts.iter().sum()
+        self.counts.iter().fold(0u64, |a, c| a.saturating_add(*c))
     }
 
     fn add_counts(&mut self, counts: &[u64], sum: f64) {
@@ -228,7 +228,9 @@ impl HistogramSketch {
     }
 
     pub fn count(&self) -> u64 {
-        self.layouts.iter().map(BucketVector::count).sum()
+        self.layouts
+            .iter()
+            .fold(0u64, |a, l| a.saturating_add(l.count()))
     }
 
     pub fn sum(&self) -> f64 {

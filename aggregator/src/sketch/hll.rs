@@ -1,6 +1,9 @@
-//! HyperLogLog with 2^14 six-bit registers (0.81 % standard error), a sparse
-//! list while few registers are set, and Ertl's improved estimator (2017),
-//! which needs no empirical bias tables and is accurate from 1 to 10^9+.
+//! HyperLogLog with 2^14 six-bit registers (0.81 % standard error) and
+//! Ertl's improved estimator (2017), which needs no empirical bias tables.
+//! While few items are seen it keeps an HLL++-style sparse list at 25-bit
+//! index precision (Heule et al. 2013), where linear counting is exact in
+//! practice: small prefix series count their distinct hashes exactly in a
+//! few bytes, and convert losslessly to the dense registers when they grow.
 //! Input is a 64-bit hash computed with the sketch module's fixed seed, so
 //! registers built on any replica merge by taking the maximum.
 
@@ -10,6 +13,8 @@ use super::codec::{Reader, Writer, corrupt};
 pub const PRECISION: u32 = 14;
 pub const REGISTERS: usize = 1 << PRECISION;
 const MAX_RANK: u8 = (64 - PRECISION + 1) as u8;
+const SPARSE_PRECISION: u32 = 25;
+const SPARSE_MAX_RANK: u32 = 64 - SPARSE_PRECISION + 1;
 /// Dense registers are 6 bits packed: 12 KiB (+1 byte so reads of two bytes
 /// never run past the end).
 const DENSE_BYTES: usize = REGISTERS * 6 / 8 + 1;
@@ -18,7 +23,7 @@ const SPARSE_LIMIT: usize = 2_048;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Registers {
-    /// Sorted by register index; each entry is `index << 8 | rank`.
+    /// Sorted; each entry is `index25 << 6 | rank25` at sparse precision.
     Sparse(Vec<u32>),
     Dense(Box<[u8]>),
 }
@@ -40,6 +45,27 @@ fn split_hash(hash: u64) -> (usize, u8) {
     let index = (hash >> (64 - PRECISION)) as usize;
     let rest = (hash << PRECISION) | (1 << (PRECISION - 1));
     (index, (rest.leading_zeros() + 1) as u8)
+}
+
+fn split_sparse(hash: u64) -> u32 {
+    let index = (hash >> (64 - SPARSE_PRECISION)) as u32;
+    let rest = (hash << SPARSE_PRECISION) | (1 << (SPARSE_PRECISION - 1));
+    (index << 6) | (rest.leading_zeros() + 1)
+}
+
+/// The dense (index, rank) a sparse entry stands for: the same register the
+/// hash would have set directly.
+fn sparse_to_dense(entry: u32) -> (usize, u8) {
+    let index25 = entry >> 6;
+    let rank25 = entry & 0x3f;
+    let low_bits = SPARSE_PRECISION - PRECISION;
+    let low = index25 & ((1 << low_bits) - 1);
+    let rank = if low != 0 {
+        (low << (32 - low_bits)).leading_zeros() + 1
+    } else {
+        low_bits + rank25
+    };
+    ((index25 >> low_bits) as usize, rank as u8)
 }
 
 fn dense_get(bytes: &[u8], index: usize) -> u8 {
@@ -64,23 +90,26 @@ fn dense_set_max(bytes: &mut [u8], index: usize, rank: u8) {
 impl HyperLogLog {
     /// Adds an already-hashed item (see `sketch::hash_u64`).
     pub fn add_hash(&mut self, hash: u64) {
-        let (index, rank) = split_hash(hash);
-        self.set_max(index, rank);
+        match &mut self.registers {
+            Registers::Dense(bytes) => {
+                let (index, rank) = split_hash(hash);
+                dense_set_max(bytes, index, rank);
+            }
+            Registers::Sparse(_) => self.add_sparse(split_sparse(hash)),
+        }
     }
 
-    fn set_max(&mut self, index: usize, rank: u8) {
+    fn add_sparse(&mut self, entry: u32) {
         match &mut self.registers {
-            Registers::Dense(bytes) => dense_set_max(bytes, index, rank),
+            Registers::Dense(bytes) => {
+                let (index, rank) = sparse_to_dense(entry);
+                dense_set_max(bytes, index, rank);
+            }
             Registers::Sparse(entries) => {
-                let key = (index as u32) << 8;
-                match entries.binary_search_by(|e| (e & !0xff).cmp(&key)) {
-                    Ok(at) => {
-                        if (entries[at] & 0xff) < u32::from(rank) {
-                            entries[at] = key | u32::from(rank);
-                        }
-                    }
+                match entries.binary_search_by(|e| (e >> 6).cmp(&(entry >> 6))) {
+                    Ok(at) => entries[at] = entries[at].max(entry),
                     Err(at) => {
-                        entries.insert(at, key | u32::from(rank));
+                        entries.insert(at, entry);
                         if entries.len() > SPARSE_LIMIT {
                             self.densify();
                         }
@@ -94,7 +123,8 @@ impl HyperLogLog {
         if let Registers::Sparse(entries) = &self.registers {
             let mut bytes = vec![0u8; DENSE_BYTES].into_boxed_slice();
             for e in entries {
-                dense_set_max(&mut bytes, (e >> 8) as usize, (e & 0xff) as u8);
+                let (index, rank) = sparse_to_dense(*e);
+                dense_set_max(&mut bytes, index, rank);
             }
             self.registers = Registers::Dense(bytes);
         }
@@ -109,7 +139,7 @@ impl HyperLogLog {
         match &other.registers {
             Registers::Sparse(entries) => {
                 for e in entries {
-                    self.set_max((e >> 8) as usize, (e & 0xff) as u8);
+                    self.add_sparse(*e);
                 }
             }
             Registers::Dense(theirs) => {
@@ -132,7 +162,8 @@ impl HyperLogLog {
         match &self.registers {
             Registers::Sparse(entries) => {
                 for e in entries {
-                    out[(e >> 8) as usize] = (e & 0xff) as u8;
+                    let (index, rank) = sparse_to_dense(*e);
+                    out[index] = out[index].max(rank);
                 }
             }
             Registers::Dense(bytes) => {
@@ -146,18 +177,8 @@ impl HyperLogLog {
 
     fn rank_histogram(&self) -> [u32; MAX_RANK as usize + 1] {
         let mut histogram = [0u32; MAX_RANK as usize + 1];
-        match &self.registers {
-            Registers::Sparse(entries) => {
-                histogram[0] = (REGISTERS - entries.len()) as u32;
-                for e in entries {
-                    histogram[(e & 0xff) as usize] += 1;
-                }
-            }
-            Registers::Dense(bytes) => {
-                for index in 0..REGISTERS {
-                    histogram[dense_get(bytes, index) as usize] += 1;
-                }
-            }
+        for rank in self.register_values() {
+            histogram[rank as usize] += 1;
         }
         histogram
     }
@@ -165,6 +186,12 @@ impl HyperLogLog {
     /// Estimated number of distinct hashes added (Ertl 2017, "improved raw
     /// estimator", section 4).
     pub fn estimate(&self) -> f64 {
+        if let Registers::Sparse(entries) = &self.registers {
+            // Linear counting over 2^25 slots: collisions are negligible
+            // below the sparse limit.
+            let slots = f64::from(1u32 << SPARSE_PRECISION);
+            return slots * (slots / (slots - entries.len() as f64)).ln();
+        }
         let histogram = self.rank_histogram();
         let m = REGISTERS as f64;
         let q = (64 - PRECISION) as usize;
@@ -192,8 +219,8 @@ impl HyperLogLog {
                 let mut previous = 0u32;
                 for e in entries {
                     // Entries are sorted, so index deltas are small varints.
-                    w.varint(u64::from((e >> 8) - (previous >> 8)));
-                    w.u8((e & 0xff) as u8);
+                    w.varint(u64::from((e >> 6) - (previous >> 6)));
+                    w.u8((e & 0x3f) as u8);
                     previous = *e;
                 }
             }
@@ -226,14 +253,14 @@ impl HyperLogLog {
                         return Err(corrupt("sparse HLL indexes not strictly ascending"));
                     }
                     index = index.saturating_add(delta);
-                    if index >= REGISTERS as u64 {
+                    if index >= 1 << SPARSE_PRECISION {
                         return Err(corrupt("sparse HLL index out of range"));
                     }
-                    let rank = check_rank(r.u8()?)?;
-                    if rank == 0 {
-                        return Err(corrupt("sparse HLL entry with rank 0"));
+                    let rank = u32::from(r.u8()?);
+                    if rank == 0 || rank > SPARSE_MAX_RANK {
+                        return Err(corrupt(format!("sparse HLL rank {rank} out of range")));
                     }
-                    entries.push(((index as u32) << 8) | u32::from(rank));
+                    entries.push(((index as u32) << 6) | rank);
                 }
                 Ok(HyperLogLog {
                     registers: Registers::Sparse(entries),

@@ -163,7 +163,7 @@ impl FieldSketch {
     /// Points this field absorbed (for accounting of refused merges).
     fn observations(&self) -> u64 {
         match self {
-            FieldSketch::Distribution(d) => d.samples.count() + d.buckets.count(),
+            FieldSketch::Distribution(d) => d.samples.count().saturating_add(d.buckets.count()),
             FieldSketch::Counter(c) => c.reports,
             FieldSketch::Gauge(g) => g.count,
             FieldSketch::Prefix(p) => p.total(),
@@ -330,7 +330,7 @@ impl SeriesSketch {
     /// side's observations are added to [`Self::rejected_points`]. Never
     /// fails today; the `Result` leaves room for versioned parameters.
     pub fn merge(&mut self, other: &SeriesSketch) -> Result<(), SketchError> {
-        self.rejected_points += other.rejected_points;
+        self.rejected_points = self.rejected_points.saturating_add(other.rejected_points);
         for (key, theirs) in &other.fields {
             match self.slot(key) {
                 Err(at) => self.fields.insert(at, (key.clone(), theirs.clone())),
@@ -338,10 +338,12 @@ impl SeriesSketch {
                     let mine = &mut self.fields[at].1;
                     if !mine.merge(theirs) {
                         if theirs.tag() < mine.tag() {
-                            self.rejected_points += mine.observations();
+                            self.rejected_points =
+                                self.rejected_points.saturating_add(mine.observations());
                             *mine = theirs.clone();
                         } else {
-                            self.rejected_points += theirs.observations();
+                            self.rejected_points =
+                                self.rejected_points.saturating_add(theirs.observations());
                         }
                     }
                 }

@@ -20,6 +20,10 @@ pub const MIN_INDEXABLE: f64 = 1e-9;
 pub const MAX_BUCKETS: usize = 4096;
 
 const GAMMA: f64 = (1.0 + RELATIVE_ACCURACY) / (1.0 - RELATIVE_ACCURACY);
+/// Index range of magnitudes in [MIN_INDEXABLE, f64::MAX] (with margin);
+/// decoded offsets outside it are corrupt, which also bounds merge growth.
+const MIN_INDEX: i32 = -2_000;
+const MAX_INDEX: i32 = 40_000;
 
 fn ln_gamma() -> f64 {
     GAMMA.ln()
@@ -47,7 +51,7 @@ impl BucketStore {
             let grow = (self.offset - index) as usize;
             if self.counts.len() + grow > MAX_BUCKETS {
                 // Collapse: the lowest bucket absorbs what falls below the window.
-                self.counts[0] += count;
+                self.counts[0] = self.counts[0].saturating_add(count);
                 return;
             }
             let mut grown = Vec::with_capacity(self.counts.len() + grow + grow / 2);
@@ -62,13 +66,15 @@ impl BucketStore {
             self.collapse_low();
         }
         let slot = (index - self.offset).max(0) as usize;
-        self.counts[slot] += count;
+        self.counts[slot] = self.counts[slot].saturating_add(count);
     }
 
     fn collapse_low(&mut self) {
         if self.counts.len() > MAX_BUCKETS {
             let excess = self.counts.len() - MAX_BUCKETS;
-            let folded: u64 = self.counts[..=excess].iter().sum();
+            let folded = self.counts[..=excess]
+                .iter()
+                .fold(0u64, |a, c| a.saturating_add(*c));
             self.counts.drain(..excess);
             self.counts[0] = folded;
             self.offset += excess as i32;
@@ -96,14 +102,9 @@ impl BucketStore {
         }
         let start = (other.offset - self.offset) as usize;
         for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
-            *slot += count;
+            *slot = slot.saturating_add(*count);
         }
         self.collapse_low();
-    }
-
-    #[cfg(test)]
-    fn total(&self) -> u64 {
-        self.counts.iter().sum()
     }
 
     fn heap_bytes(&self) -> usize {
@@ -126,10 +127,10 @@ impl BucketStore {
                 "{len} quantile buckets exceed {MAX_BUCKETS}"
             )));
         }
-        let offset = i32::try_from(offset).map_err(|_| corrupt("bucket offset out of range"))?;
-        if offset.checked_add(len as i32).is_none() {
-            return Err(corrupt("bucket range overflows"));
+        if offset < i64::from(MIN_INDEX) || offset + len as i64 > i64::from(MAX_INDEX) + 1 {
+            return Err(corrupt(format!("bucket range {offset}+{len} out of range")));
         }
+        let offset = offset as i32;
         let mut counts = Vec::with_capacity(len);
         for _ in 0..len {
             counts.push(r.varint()?);
@@ -176,7 +177,9 @@ impl Default for QuantileSketch {
 fn bucket_index(magnitude: f64) -> i32 {
     // Bucket i holds (gamma^(i-1), gamma^i]; the clamp keeps the i32 sane for
     // magnitudes near f64::MAX.
-    (magnitude.ln() / ln_gamma()).ceil().clamp(-1e6, 1e6) as i32
+    (magnitude.ln() / ln_gamma())
+        .ceil()
+        .clamp(f64::from(MIN_INDEX), f64::from(MAX_INDEX)) as i32
 }
 
 fn bucket_value(index: i32) -> f64 {
@@ -195,9 +198,9 @@ impl QuantileSketch {
         } else if value < -MIN_INDEXABLE {
             self.negative.add(bucket_index(-value), 1);
         } else {
-            self.zero_count += 1;
+            self.zero_count = self.zero_count.saturating_add(1);
         }
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         self.sum += value;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
@@ -208,11 +211,11 @@ impl QuantileSketch {
         if other.count == 0 {
             return;
         }
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
-        self.zero_count += other.zero_count;
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
         self.positive.merge(&other.positive);
         self.negative.merge(&other.negative);
     }
@@ -247,21 +250,21 @@ impl QuantileSketch {
         let mut seen = 0u64;
         let mut estimate = None;
         for (index, count) in self.negative.iter().rev() {
-            seen += count;
+            seen = seen.saturating_add(count);
             if seen > rank {
                 estimate = Some(-bucket_value(index));
                 break;
             }
         }
         if estimate.is_none() {
-            seen += self.zero_count;
+            seen = seen.saturating_add(self.zero_count);
             if seen > rank {
                 estimate = Some(0.0);
             }
         }
         if estimate.is_none() {
             for (index, count) in self.positive.iter() {
-                seen += count;
+                seen = seen.saturating_add(count);
                 if seen > rank {
                     estimate = Some(bucket_value(index));
                     break;
@@ -321,10 +324,5 @@ impl QuantileSketch {
             positive,
             negative,
         })
-    }
-
-    #[cfg(test)]
-    pub(crate) fn bucket_total(&self) -> u64 {
-        self.zero_count + self.positive.total() + self.negative.total()
     }
 }

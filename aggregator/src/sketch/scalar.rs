@@ -13,12 +13,12 @@ pub struct CounterSketch {
 impl CounterSketch {
     pub fn add(&mut self, increment: f64) {
         self.sum += increment;
-        self.reports += 1;
+        self.reports = self.reports.saturating_add(1);
     }
 
     pub fn merge(&mut self, other: &CounterSketch) {
         self.sum += other.sum;
-        self.reports += other.reports;
+        self.reports = self.reports.saturating_add(other.reports);
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
@@ -64,7 +64,7 @@ impl GaugeSketch {
         self.min = self.min.min(value);
         self.max = self.max.max(value);
         self.sum += value;
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
     }
 
     /// Later timestamp wins; on a tie the larger value, so that merge order
@@ -87,7 +87,7 @@ impl GaugeSketch {
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.sum += other.sum;
-        self.count += other.count;
+        self.count = self.count.saturating_add(other.count);
     }
 
     pub fn mean(&self) -> Option<f64> {
