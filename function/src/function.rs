@@ -121,6 +121,18 @@ fn inference_cluster(
         return Ok(());
     };
     signals.validate().map_err(|errors| errors.to_string())?;
+    if let Some(endpoint) = signals
+        .aggregator
+        .as_ref()
+        .and_then(|a| a.endpoint.as_deref())
+        && endpoint.contains('@')
+    {
+        return Err(format!(
+            "spec.signals.aggregator.endpoint: {:?} carries user-info; the ingest token belongs in the Secret named by tokenSecretRef",
+            crate::render::model_service::redact_url(&format!("grpc://{endpoint}"))
+                .trim_start_matches("grpc://")
+        ));
+    }
     let kinds = enabled_kinds(signals);
     merge_desired_status(rsp, signals_status(&kinds));
     if kinds.is_empty() {

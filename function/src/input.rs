@@ -249,7 +249,7 @@ mod tests {
         assert!(err.starts_with("input.ttl: "), "{err}");
         let err = Input::from_json(json!({"colectorImage": "x"})).unwrap_err();
         assert!(
-            err.starts_with("input: unknown field `colectorImage`"),
+            err.starts_with("input.colectorImage: unknown field `colectorImage`"),
             "{err}"
         );
         let err = Input::from_json(json!({"aggregatorEndpoint": "http://x"})).unwrap_err();

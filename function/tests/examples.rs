@@ -36,7 +36,11 @@ pub fn render_example(dir: &Path) -> String {
 #[test]
 fn examples_render_to_their_golden_files() {
     let dirs = example_dirs();
-    assert!(dirs.len() >= 6, "expected at least six examples, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 6,
+        "expected at least six examples, found {}",
+        dirs.len()
+    );
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut mismatches = Vec::new();
     for dir in dirs {
@@ -46,8 +50,12 @@ fn examples_render_to_their_golden_files() {
             std::fs::write(&golden, &rendered).expect("write golden file");
             continue;
         }
-        let expected = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", golden.display()));
+        let expected = std::fs::read_to_string(&golden).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e}; run with UPDATE_GOLDEN=1 to create it",
+                golden.display()
+            )
+        });
         if expected != rendered {
             mismatches.push(dir.display().to_string());
         }
@@ -70,7 +78,8 @@ fn the_composition_snippet_uses_this_function_and_a_valid_input() {
         for step in composition["spec"]["pipeline"].as_array().unwrap() {
             assert_eq!(step["functionRef"]["name"], "function-signals");
             if !step["input"].is_null() {
-                function_signals::input::Input::from_json(step["input"].clone()).expect("the snippet's input parses");
+                function_signals::input::Input::from_json(step["input"].clone())
+                    .expect("the snippet's input parses");
             }
             steps += 1;
         }

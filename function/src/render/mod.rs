@@ -314,7 +314,8 @@ pub fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty()
-                && !host.contains('/')
+                // '@' would smuggle credentials into the config as user-info.
+                && !host.contains(['/', '@'])
                 && !host.contains(char::is_whitespace)
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
         }
