@@ -1,0 +1,1 @@
+"""Black-box tests of the built function-signals binary over real gRPC."""
