@@ -220,6 +220,19 @@ pub struct InferenceClusterStatus {
 pub struct ProviderConfigRef {
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// Absent: the kind the function's step input names (ClusterProviderConfig
+    /// by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ProviderConfigRefKind>,
+}
+
+/// The two provider-kubernetes config kinds an Object can point at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+pub enum ProviderConfigRefKind {
+    /// Namespaced, in the Object's namespace.
+    ProviderConfig,
+    /// Cluster-scoped.
+    ClusterProviderConfig,
 }
 
 /// What an operator needs to see that signals flow.
