@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
 use crate::input::{DEFAULT_SYSTEM_NAMESPACE, Input, Mode, ProviderConfigKind};
-use crate::render::model_service::{OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy};
+use crate::render::model_service::{
+    OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy, redact_url,
+};
 use crate::render::object::{self, ProviderConfig};
 use crate::render::status::{AGENT_READY, is_ready, reason, signals_status};
 use crate::render::{AgentPlan, agent_manifests, enabled_kinds};
@@ -129,8 +131,7 @@ fn inference_cluster(
     {
         return Err(format!(
             "spec.signals.aggregator.endpoint: {:?} carries user-info; the ingest token belongs in the Secret named by tokenSecretRef",
-            crate::render::model_service::redact_url(&format!("grpc://{endpoint}"))
-                .trim_start_matches("grpc://")
+            redact_url(&format!("grpc://{endpoint}")).trim_start_matches("grpc://")
         ));
     }
     let kinds = enabled_kinds(signals);
@@ -265,7 +266,14 @@ fn model_service(rsp: &mut RunFunctionResponse, raw: &Value) -> Result<(), Strin
     let service: ModelService = parse_xr(raw)?;
     let spec = service.spec.observability.as_ref();
     if let Some(spec) = spec {
-        spec.validate().map_err(|errors| errors.to_string())?;
+        spec.validate().map_err(|errors| {
+            // An endpoint quoted in an error may carry credentials in its user-info or query.
+            let message = errors.to_string();
+            match spec.traces.as_ref().and_then(|t| t.endpoint.as_deref()) {
+                Some(endpoint) => message.replace(endpoint, &redact_url(endpoint)),
+                None => message,
+            }
+        })?;
     }
     let policy = effective_policy(spec);
     let traces_enabled = policy.traces_enabled;
