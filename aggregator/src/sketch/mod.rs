@@ -402,6 +402,21 @@ impl SeriesSketch {
         })
     }
 
+    /// A series made of ready-built field sketches (tools, benches, tests);
+    /// repeated keys merge.
+    pub fn from_fields(fields: impl IntoIterator<Item = (FieldKey, FieldSketch)>) -> SeriesSketch {
+        let mut series = SeriesSketch::default();
+        for (key, sketch) in fields {
+            let single = SeriesSketch {
+                fields: vec![(key, sketch)],
+                rejected_points: 0,
+            };
+            // Cannot fail: merge only reports, never refuses.
+            let _ = series.merge(&single);
+        }
+        series
+    }
+
     pub fn field(&self, key: &FieldKey) -> Option<&FieldSketch> {
         self.slot(key).ok().map(|at| &self.fields[at].1)
     }
