@@ -2,6 +2,8 @@
 //! later, Redis. Ingest and serve only see the trait.
 
 pub mod memory;
+pub mod redis;
+pub mod wal;
 
 use async_trait::async_trait;
 

@@ -30,13 +30,20 @@ pub enum WalError {
     #[error("write-ahead log {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("write-ahead log {path} is damaged at byte {offset}: {why}")]
-    Damaged { path: PathBuf, offset: u64, why: String },
+    Damaged {
+        path: PathBuf,
+        offset: u64,
+        why: String,
+    },
     #[error("write-ahead log {0} is in use by another process")]
     Locked(PathBuf),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
-    move |source| WalError::Io { path: path.to_path_buf(), source }
+    move |source| WalError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// One replayed entry.
@@ -76,7 +83,10 @@ impl Wal {
             .map_err(io_err(&lock_path))?;
         lock.try_lock().map_err(|e| match e {
             fs::TryLockError::WouldBlock => WalError::Locked(dir.to_path_buf()),
-            fs::TryLockError::Error(source) => WalError::Io { path: lock_path.clone(), source },
+            fs::TryLockError::Error(source) => WalError::Io {
+                path: lock_path.clone(),
+                source,
+            },
         })?;
 
         let mut segments = list_segments(dir)?;
@@ -91,14 +101,20 @@ impl Wal {
                     cut = segment.bytes - valid_len,
                     "cutting off an unacknowledged torn append at the end of the write-ahead log"
                 );
-                let file = OpenOptions::new().write(true).open(&segment.path).map_err(io_err(&segment.path))?;
+                let file = OpenOptions::new()
+                    .write(true)
+                    .open(&segment.path)
+                    .map_err(io_err(&segment.path))?;
                 file.set_len(valid_len).map_err(io_err(&segment.path))?;
                 file.sync_all().map_err(io_err(&segment.path))?;
                 segment.bytes = valid_len;
             }
         }
         let floor = segments.last().map_or(1, |s| s.first_seq);
-        let next_seq = entries.last().map_or(floor, |e: &WalEntry| e.seq + 1).max(floor);
+        let next_seq = entries
+            .last()
+            .map_or(floor, |e: &WalEntry| e.seq + 1)
+            .max(floor);
         if segments.last().is_some_and(|s| s.first_seq == next_seq) {
             // Holds no valid entry (else `next_seq` would be past it): reuse its name.
             segments.pop();
@@ -138,7 +154,10 @@ impl Wal {
         }
         let current = self.segments.last_mut().expect("a current segment");
         self.writer.flush().map_err(io_err(&current.path))?;
-        self.writer.get_ref().sync_data().map_err(io_err(&current.path))?;
+        self.writer
+            .get_ref()
+            .sync_data()
+            .map_err(io_err(&current.path))?;
         current.bytes += written;
         if current.bytes >= self.segment_bytes {
             let (segment, writer) = create_segment(&self.dir, self.next_seq)?;
@@ -149,8 +168,15 @@ impl Wal {
     }
 
     /// Deletes the segments whose every entry is below `seq` (flushed). The
-    /// current segment always stays.
+    /// current segment stays (a fresh one replaces it when all is flushed).
     pub fn truncate_before(&mut self, seq: u64) -> Result<(), WalError> {
+        let current = self.segments.last().expect("a current segment");
+        if seq >= self.next_seq && current.bytes > 0 {
+            // Everything is flushed: start a fresh segment so the old one can go.
+            let (segment, writer) = create_segment(&self.dir, self.next_seq)?;
+            self.segments.push(segment);
+            self.writer = writer;
+        }
         while self.segments.len() > 1 && self.segments[1].first_seq <= seq {
             let segment = self.segments.remove(0);
             fs::remove_file(&segment.path).map_err(io_err(&segment.path))?;
@@ -186,7 +212,11 @@ fn list_segments(dir: &Path) -> Result<Vec<Segment>, WalError> {
         };
         let path = item.path();
         let bytes = item.metadata().map_err(io_err(&path))?.len();
-        segments.push(Segment { first_seq, path, bytes });
+        segments.push(Segment {
+            first_seq,
+            path,
+            bytes,
+        });
     }
     segments.sort_by_key(|s| s.first_seq);
     Ok(segments)
@@ -201,12 +231,25 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<(Segment, BufWriter<File
         .map_err(io_err(&path))?;
     let bytes = file.metadata().map_err(io_err(&path))?.len();
     // The new name must survive a crash, or the sequence floor could go back.
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
-    Ok((Segment { first_seq, path, bytes }, BufWriter::with_capacity(1 << 20, file)))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))?;
+    Ok((
+        Segment {
+            first_seq,
+            path,
+            bytes,
+        },
+        BufWriter::with_capacity(1 << 20, file),
+    ))
 }
 
 /// Reads a segment's entries into `out`; returns the length of its valid prefix.
-fn read_segment(segment: &Segment, is_last: bool, out: &mut Vec<WalEntry>) -> Result<u64, WalError> {
+fn read_segment(
+    segment: &Segment,
+    is_last: bool,
+    out: &mut Vec<WalEntry>,
+) -> Result<u64, WalError> {
     let mut data = Vec::with_capacity(segment.bytes as usize);
     File::open(&segment.path)
         .and_then(|mut f| f.read_to_end(&mut data))
@@ -228,7 +271,11 @@ fn read_segment(segment: &Segment, is_last: bool, out: &mut Vec<WalEntry>) -> Re
             }
             Err(problem) => problem,
         };
-        return if is_last { Ok(offset as u64) } else { Err(damaged(problem)) };
+        return if is_last {
+            Ok(offset as u64)
+        } else {
+            Err(damaged(problem))
+        };
     }
     Ok(offset as u64)
 }
@@ -255,7 +302,13 @@ fn parse_entry(data: &[u8], expected_seq: u64) -> Result<(WalEntry, usize), Stri
     if seq != expected_seq {
         return Err(format!("sequence {seq} where {expected_seq} was expected"));
     }
-    Ok((WalEntry { seq, payload: payload.to_vec() }, ENTRY_HEADER + len))
+    Ok((
+        WalEntry {
+            seq,
+            payload: payload.to_vec(),
+        },
+        ENTRY_HEADER + len,
+    ))
 }
 
 #[cfg(test)]
@@ -277,7 +330,10 @@ mod tests {
         }
         let (wal, replay) = Wal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(payloads(&replay), vec![&b"one"[..], b"two", b"three"]);
-        assert_eq!(replay.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(
+            replay.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
         assert_eq!(wal.next_seq(), 4);
     }
 
@@ -285,7 +341,10 @@ mod tests {
     fn a_second_process_cannot_open_the_same_log() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Wal::open(dir.path(), 1 << 20).unwrap();
-        assert!(matches!(Wal::open(dir.path(), 1 << 20), Err(WalError::Locked(_))));
+        assert!(matches!(
+            Wal::open(dir.path(), 1 << 20),
+            Err(WalError::Locked(_))
+        ));
     }
 
     #[test]
@@ -297,7 +356,12 @@ mod tests {
             wal.segments.last().unwrap().path.clone()
         };
         let len = fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 2).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
         let (mut wal, replay) = Wal::open(dir.path(), 1 << 20).unwrap();
         assert_eq!(payloads(&replay), vec![&b"kept"[..]]);
         assert_eq!(wal.append(&[b"next"]).unwrap(), 2);
@@ -316,7 +380,10 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         fs::write(&first, bytes).unwrap();
-        assert!(matches!(Wal::open(dir.path(), 1), Err(WalError::Damaged { .. })));
+        assert!(matches!(
+            Wal::open(dir.path(), 1),
+            Err(WalError::Damaged { .. })
+        ));
     }
 
     #[test]
@@ -339,6 +406,10 @@ mod tests {
         }
         let (wal, replay) = Wal::open(dir.path(), 1).unwrap();
         assert!(replay.is_empty());
-        assert_eq!(wal.next_seq(), 4, "numbers never go back after everything was flushed");
+        assert_eq!(
+            wal.next_seq(),
+            4,
+            "numbers never go back after everything was flushed"
+        );
     }
 }

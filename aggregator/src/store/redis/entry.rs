@@ -16,15 +16,26 @@ pub fn encode(sketches: &[WindowedSketch]) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(64 + sketches.len() * 256);
     out.push(VERSION);
     out.extend_from_slice(&(sketches.len() as u32).to_le_bytes());
-    for WindowedSketch { key, window, sketch } in sketches {
+    for WindowedSketch {
+        key,
+        window,
+        sketch,
+    } in sketches
+    {
         for text in [&key.tenant, &key.cluster, &key.model] {
             let len = u16::try_from(text.len()).map_err(|_| {
-                StoreError::Corrupt(format!("series identity longer than 65535 bytes: {:.40}…", text))
+                StoreError::Corrupt(format!(
+                    "series identity longer than 65535 bytes: {:.40}…",
+                    text
+                ))
             })?;
             out.extend_from_slice(&len.to_le_bytes());
             out.extend_from_slice(text.as_bytes());
         }
-        let kind = SignalKind::ALL.iter().position(|k| *k == key.kind).expect("kind in ALL");
+        let kind = SignalKind::ALL
+            .iter()
+            .position(|k| *k == key.kind)
+            .expect("kind in ALL");
         out.push(kind as u8);
         out.push(match window.resolution {
             Resolution::Minute => 0,
@@ -45,7 +56,9 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
         if self.data.len() < n {
-            return Err(StoreError::Corrupt("write-ahead-log entry is truncated".into()));
+            return Err(StoreError::Corrupt(
+                "write-ahead-log entry is truncated".into(),
+            ));
         }
         let (head, tail) = self.data.split_at(n);
         self.data = tail;
@@ -57,15 +70,21 @@ impl<'a> Reader<'a> {
     }
 
     fn u16(&mut self) -> Result<u16, StoreError> {
-        Ok(u16::from_le_bytes(self.take(2)?.try_into().expect("2 bytes")))
+        Ok(u16::from_le_bytes(
+            self.take(2)?.try_into().expect("2 bytes"),
+        ))
     }
 
     fn u32(&mut self) -> Result<u32, StoreError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_le_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
 
     fn u64(&mut self) -> Result<u64, StoreError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_le_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
 
     fn text(&mut self) -> Result<String, StoreError> {
@@ -101,8 +120,16 @@ pub fn decode(payload: &[u8]) -> Result<Vec<WindowedSketch>, StoreError> {
         let len = reader.u32()? as usize;
         let sketch = SeriesSketch::decode(reader.take(len)?).map_err(|e| corrupt(e.to_string()))?;
         out.push(WindowedSketch {
-            key: SeriesKey { tenant, cluster, model, kind },
-            window: Window { resolution, start_unix_secs },
+            key: SeriesKey {
+                tenant,
+                cluster,
+                model,
+                kind,
+            },
+            window: Window {
+                resolution,
+                start_unix_secs,
+            },
             sketch,
         });
     }

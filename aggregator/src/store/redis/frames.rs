@@ -26,6 +26,7 @@ pub fn frame(encoded_sketch: &[u8]) -> Vec<u8> {
 }
 
 /// A whole value holding exactly one frame.
+#[cfg(test)]
 pub fn single_frame_value(encoded_sketch: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 4 + encoded_sketch.len());
     out.push(LAYOUT_VERSION);
@@ -58,7 +59,10 @@ pub fn frames(value: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
         rest = &rest[4 + len..];
     }
     if out.len() != count {
-        return Err(corrupt(&format!("header says {count} frames, found {}", out.len())));
+        return Err(corrupt(&format!(
+            "header says {count} frames, found {}",
+            out.len()
+        )));
     }
     Ok(out)
 }
@@ -169,7 +173,10 @@ mod tests {
             &[9, 0, 0, 0, 1, 0, 0, 0, 0][..],
             &[1, 0, 0, 0, 2, 0, 0, 0, 0][..],
         ] {
-            assert!(matches!(frames(bad), Err(StoreError::Corrupt(_))), "{bad:?}");
+            assert!(
+                matches!(frames(bad), Err(StoreError::Corrupt(_))),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -128,7 +128,10 @@ mod tests {
     fn malformed_members_are_rejected_not_misread() {
         assert_eq!(unescape("%G1"), None);
         assert_eq!(unescape("%4"), None);
-        assert_eq!(parse_series_member("t", SignalKind::Cost, "no-separator"), None);
+        assert_eq!(
+            parse_series_member("t", SignalKind::Cost, "no-separator"),
+            None
+        );
     }
 
     #[test]

@@ -1,0 +1,168 @@
+//! Reads: which window keys answer a time range, and merging their frames.
+
+use redis::AsyncCommands;
+
+use crate::signal::SeriesKey;
+use crate::sketch::{HOUR_SECS, MINUTE_SECS, Resolution, SeriesSketch};
+use crate::store::{StoreError, StoreQuery};
+
+use super::conn::RedisConn;
+use super::{RedisStoreConfig, frames, keys};
+
+/// MGET size: big enough to amortise round trips, small enough not to stall Redis.
+const MGET_CHUNK: usize = 2_048;
+
+/// The windows that answer `[from, to)` as of `now`, each minute counted once:
+/// an hour is read whole (its hour key holds every minute of it) when any of
+/// its minutes in range is older than the roll-up age, as the embedded store
+/// folds such minutes into their hour; otherwise its minutes in range are read.
+pub fn plan_windows(from: u64, to: u64, now: u64, rollup_after: u64) -> Vec<(Resolution, u64)> {
+    let rolled_before = now.saturating_sub(rollup_after);
+    let mut plan = Vec::new();
+    if from >= to {
+        return plan;
+    }
+    let mut hour = from - from % HOUR_SECS;
+    while hour < to {
+        let first_minute = hour.max(from - from % MINUTE_SECS);
+        if first_minute + MINUTE_SECS <= rolled_before {
+            plan.push((Resolution::Hour, hour));
+        } else {
+            let end = (hour + HOUR_SECS).min(to);
+            plan.extend(
+                (first_minute..end)
+                    .step_by(MINUTE_SECS as usize)
+                    .map(|m| (Resolution::Minute, m)),
+            );
+        }
+        hour += HOUR_SECS;
+    }
+    plan
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(format!("redis query failed: {e}"))
+}
+
+pub async fn run(
+    config: &RedisStoreConfig,
+    mut conn: RedisConn,
+    query: &StoreQuery,
+    now: u64,
+) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError> {
+    let plan = plan_windows(
+        query.from_unix_secs,
+        query.to_unix_secs,
+        now,
+        config.rollup_after_secs,
+    );
+    if plan.is_empty() {
+        return Ok(Vec::new());
+    }
+    let tenants: Vec<String> = match &query.tenant {
+        Some(tenant) => vec![tenant.clone()],
+        None => {
+            let mut all: Vec<String> = conn
+                .smembers(keys::TENANTS_KEY)
+                .await
+                .map_err(unavailable)?;
+            all.sort();
+            all
+        }
+    };
+    let mut out = Vec::new();
+    for tenant in tenants {
+        let members: Vec<String> = conn
+            .smembers(keys::series_index_key(&tenant, query.kind))
+            .await
+            .map_err(unavailable)?;
+        let mut series: Vec<SeriesKey> = members
+            .iter()
+            .filter_map(|m| keys::parse_series_member(&tenant, query.kind, m))
+            .filter(|s| query.cluster.as_ref().is_none_or(|c| *c == s.cluster))
+            .filter(|s| query.model.as_ref().is_none_or(|m| *m == s.model))
+            .collect();
+        series.sort();
+        let window_keys: Vec<String> = series
+            .iter()
+            .flat_map(|s| {
+                plan.iter()
+                    .map(move |(res, start)| keys::window_key(s, *res, *start))
+            })
+            .collect();
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(window_keys.len());
+        for chunk in window_keys.chunks(MGET_CHUNK) {
+            let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(chunk)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            values.extend(got);
+        }
+        for (key, windows) in series.into_iter().zip(values.chunks(plan.len().max(1))) {
+            let mut merged: Option<SeriesSketch> = None;
+            for value in windows.iter().flatten() {
+                let sketch = frames::merge_value(value)?;
+                match &mut merged {
+                    None => merged = Some(sketch),
+                    Some(acc) => acc
+                        .merge(&sketch)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                }
+            }
+            if let Some(sketch) = merged {
+                out.push((key, sketch));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000 - 1_800_000_000 % HOUR_SECS + 1_234;
+
+    #[test]
+    fn a_recent_range_reads_its_minutes() {
+        let plan = plan_windows(NOW - 300, NOW, NOW, 7_200);
+        assert_eq!(plan.len(), 6, "5 minutes unaligned touch 6 minute windows");
+        assert!(plan.iter().all(|(r, _)| *r == Resolution::Minute));
+        assert_eq!(plan[0].1, (NOW - 300) - (NOW - 300) % 60);
+    }
+
+    #[test]
+    fn a_month_reads_hours_then_the_recent_minutes_once() {
+        let plan = plan_windows(NOW - 30 * 86_400, NOW, NOW, 7_200);
+        let hours = plan.iter().filter(|(r, _)| *r == Resolution::Hour).count();
+        let minutes = plan
+            .iter()
+            .filter(|(r, _)| *r == Resolution::Minute)
+            .count();
+        assert!((718..=721).contains(&hours), "{hours}");
+        assert!(minutes <= 180, "{minutes}");
+        let mut covered: Vec<(u64, u64)> = plan
+            .iter()
+            .map(|(r, s)| {
+                (
+                    *s,
+                    *s + if *r == Resolution::Hour {
+                        HOUR_SECS
+                    } else {
+                        MINUTE_SECS
+                    },
+                )
+            })
+            .collect();
+        covered.sort();
+        for pair in covered.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "windows overlap: {pair:?}");
+        }
+    }
+
+    #[test]
+    fn empty_range_plans_nothing() {
+        assert!(plan_windows(NOW, NOW, NOW, 7_200).is_empty());
+    }
+}
