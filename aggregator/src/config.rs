@@ -1,1 +1,184 @@
-//! Command-line configuration.
+//! Command-line configuration. Every flag can also come from the environment
+//! (`SIGNAL_AGGREGATOR_<FLAG>`), which is how the deployment manifests set them.
+
+use std::net::SocketAddr;
+
+use apis::RetentionDuration;
+use clap::{Parser, ValueEnum};
+
+use crate::ingest::IngestConfig;
+use crate::normalize::NormalizeConfig;
+use crate::store::memory::MemoryStoreConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line (for log collectors).
+    Json,
+    /// Human-readable lines.
+    Text,
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "signal-aggregator",
+    version,
+    about = "Receives OTLP from the signal agents, keeps mergeable per-tenant sketches and serves them"
+)]
+pub struct Config {
+    /// Where to accept OTLP/gRPC (metrics and traces).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_OTLP_GRPC_ADDR",
+        default_value = "0.0.0.0:4317"
+    )]
+    pub otlp_grpc_addr: SocketAddr,
+
+    /// Where to accept OTLP/HTTP (`POST /v1/metrics`, `/v1/traces`; protobuf or JSON).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_OTLP_HTTP_ADDR",
+        default_value = "0.0.0.0:4318"
+    )]
+    pub otlp_http_addr: SocketAddr,
+
+    /// Where to serve the query API, `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_API_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub api_addr: SocketAddr,
+
+    /// How long sketches are kept (e.g. 30d, 12h). Queries cannot reach further back.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_RETENTION", default_value = "30d")]
+    pub retention: RetentionDuration,
+
+    /// Age after which minute windows are folded into hour windows.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_ROLLUP_AFTER", default_value = "2h")]
+    pub rollup_after: RetentionDuration,
+
+    /// Largest OTLP request accepted, in bytes, after decompression (larger: 413).
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_REQUEST_BYTES",
+          default_value_t = IngestConfig::default().max_request_bytes)]
+    pub max_request_bytes: usize,
+
+    /// OTLP requests processed at once per listener; beyond this senders are told to retry later.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_IN_FLIGHT_REQUESTS",
+          default_value_t = IngestConfig::default().max_in_flight_requests)]
+    pub max_in_flight_requests: usize,
+
+    /// Series (cluster × model × kind) one tenant may have; new ones beyond it are dropped and counted.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_SERIES_PER_TENANT",
+          default_value_t = NormalizeConfig::default().max_series_per_tenant)]
+    pub max_series_per_tenant: usize,
+
+    /// Log line format. The level comes from `RUST_LOG` (default `info`).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_LOG_FORMAT",
+        value_enum,
+        default_value = "json"
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Which sketch store to run. Redis will be a second variant chosen by
+/// `--redis-url`; everything downstream only sees the `SketchStore` trait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    Embedded(MemoryStoreConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--rollup-after ({rollup_after}) must be shorter than --retention ({retention})")]
+    RollupAfterRetention {
+        rollup_after: RetentionDuration,
+        retention: RetentionDuration,
+    },
+    #[error("--{flag} must be at least 1")]
+    Zero { flag: &'static str },
+}
+
+impl Config {
+    /// Cross-flag checks clap cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.rollup_after >= self.retention {
+            return Err(ConfigError::RollupAfterRetention {
+                rollup_after: self.rollup_after,
+                retention: self.retention,
+            });
+        }
+        for (flag, value) in [
+            ("max-request-bytes", self.max_request_bytes),
+            ("max-in-flight-requests", self.max_in_flight_requests),
+            ("max-series-per-tenant", self.max_series_per_tenant),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { flag });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn store(&self) -> StoreChoice {
+        StoreChoice::Embedded(MemoryStoreConfig {
+            retention_secs: self.retention.as_secs(),
+            rollup_after_secs: self.rollup_after.as_secs(),
+        })
+    }
+
+    pub fn ingest(&self) -> IngestConfig {
+        IngestConfig {
+            max_request_bytes: self.max_request_bytes,
+            max_in_flight_requests: self.max_in_flight_requests,
+            ..IngestConfig::default()
+        }
+    }
+
+    pub fn normalize(&self) -> NormalizeConfig {
+        NormalizeConfig {
+            max_series_per_tenant: self.max_series_per_tenant,
+            ..NormalizeConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_documented_ports_and_retention() {
+        let config = Config::try_parse_from(["signal-aggregator"]).unwrap();
+        assert_eq!(config.otlp_grpc_addr.to_string(), "0.0.0.0:4317");
+        assert_eq!(config.otlp_http_addr.to_string(), "0.0.0.0:4318");
+        assert_eq!(config.api_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.retention.as_secs(), 30 * 86_400);
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert!(config.validate().is_ok());
+        assert_eq!(
+            config.store(),
+            StoreChoice::Embedded(MemoryStoreConfig {
+                retention_secs: 30 * 86_400,
+                rollup_after_secs: 7_200,
+            })
+        );
+    }
+
+    #[test]
+    fn refuses_a_retention_shorter_than_the_rollup_age() {
+        let config = Config::try_parse_from(["signal-aggregator", "--retention", "1h"]).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("--rollup-after (2h)"), "{error}");
+    }
+
+    #[test]
+    fn refuses_a_malformed_retention_naming_the_flag() {
+        let error = Config::try_parse_from(["signal-aggregator", "--retention", "30 days"])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--retention"), "{error}");
+        assert!(error.contains("30d"), "{error}");
+    }
+}

@@ -1,1 +1,227 @@
-fn main() {}
+//! `signal-aggregator`: OTLP in on 4317/4318, query API on 8080.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use signal_aggregator::config::{Config, LogFormat, StoreChoice};
+use signal_aggregator::ingest;
+use signal_aggregator::normalize::Normalizer;
+use signal_aggregator::pipeline::{ExportSink, Pipeline};
+use signal_aggregator::serve::{self, ApiState};
+use signal_aggregator::store::SketchStore;
+use signal_aggregator::store::memory::MemoryStore;
+use signal_aggregator::telemetry::SelfMetrics;
+
+/// How often the store rolls minutes into hours and expires old windows.
+const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long in-flight requests get to finish after a shutdown signal.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn main() -> ExitCode {
+    let config = Config::parse();
+    init_logging(config.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("signal-aggregator: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "signal-aggregator stopped");
+            eprintln!("signal-aggregator: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn build_store(choice: StoreChoice) -> Arc<dyn SketchStore> {
+    match choice {
+        StoreChoice::Embedded(config) => Arc::new(MemoryStore::new(config)),
+    }
+}
+
+async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen for {what} on {addr} (change it with {flag})"))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    config.validate()?;
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = build_store(config.store());
+    let sink: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
+        Normalizer::new(config.normalize()),
+        store.clone(),
+        metrics.clone(),
+    ));
+    let ingest_config = config.ingest();
+
+    let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC", "--otlp-grpc-addr").await?;
+    let http_listener = bind(config.otlp_http_addr, "OTLP/HTTP", "--otlp-http-addr").await?;
+    let api_listener = bind(config.api_addr, "the query API", "--api-addr").await?;
+    let grpc_addr = reachable(grpc_listener.local_addr()?);
+    let http_addr = reachable(http_listener.local_addr()?);
+    let api_addr = reachable(api_listener.local_addr()?);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(ingest::serve_grpc(
+        grpc_listener,
+        sink.clone(),
+        ingest_config.clone(),
+        metrics.clone(),
+        stopped(),
+    ));
+    let http_router = ingest::http_router(sink, ingest_config, metrics.clone());
+    let http_stop = stopped();
+    tasks.spawn(async move {
+        axum::serve(http_listener, http_router)
+            .with_graceful_shutdown(http_stop)
+            .await
+            .context("OTLP/HTTP server failed")
+    });
+    let api = serve::router(ApiState::new(store.clone(), metrics));
+    let api_stop = stopped();
+    tasks.spawn(async move {
+        serve::serve(api_listener, api, api_stop)
+            .await
+            .context("query API server failed")
+    });
+    tasks.spawn(maintain(store, stopped()));
+
+    tracing::info!(
+        otlp_grpc = %grpc_addr,
+        otlp_http = %http_addr,
+        api = %api_addr,
+        store = "embedded",
+        retention = %config.retention,
+        "signal-aggregator ready"
+    );
+    println!(
+        "signal-aggregator ready (embedded store, retention {retention})\n  \
+         send OTLP to   grpc://{grpc_addr}  or  http://{http_addr}/v1/metrics, http://{http_addr}/v1/traces\n  \
+         query at       http://{api_addr}/v1/tenants/<tenant>/signals/RequestLifecycle?window=5m\n  \
+         API reference  http://{api_addr}/openapi.json   metrics  http://{api_addr}/metrics",
+        retention = config.retention,
+    );
+
+    let first_exit = tokio::select! {
+        signal = shutdown_signal() => {
+            tracing::info!(signal, "shutting down: draining in-flight requests");
+            None
+        }
+        finished = tasks.join_next() => finished,
+    };
+    let _ = stop_tx.send(true);
+    let result = match first_exit {
+        Some(Ok(Err(error))) => Err(error),
+        Some(Err(join_error)) => Err(anyhow::anyhow!("a server task panicked: {join_error}")),
+        Some(Ok(Ok(()))) => Err(anyhow::anyhow!("a server stopped unexpectedly")),
+        None => Ok(()),
+    };
+    let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+        while let Some(finished) = tasks.join_next().await {
+            if let Ok(Err(error)) = finished {
+                tracing::error!(error = format!("{error:#}"), "server failed while draining");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            timeout_secs = DRAIN_TIMEOUT.as_secs(),
+            "gave up waiting for in-flight requests"
+        );
+    }
+    tracing::info!("signal-aggregator stopped");
+    result
+}
+
+/// The address to tell people: a wildcard bind is reachable as localhost.
+fn reachable(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+async fn maintain(
+    store: Arc<dyn SketchStore>,
+    stopped: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let mut ticker = tokio::time::interval(MAINTENANCE_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return Ok(()),
+            _ = ticker.tick() => {}
+        }
+        let now = (serve::system_clock())();
+        match store.run_maintenance(now).await {
+            Ok(report) => tracing::debug!(
+                rolled_up = report.rolled_up,
+                expired = report.expired,
+                errors = report.errors,
+                "store maintenance"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "store maintenance failed; retrying next interval")
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT with the signal's name.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    }
+}

@@ -1,5 +1,6 @@
 //! `/metrics` in the Prometheus text exposition format (0.0.4): the
-//! aggregator's own health and the signals of the last five minutes as gauges.
+//! aggregator's own health and the signals of the last five minutes (latency
+//! quantiles as summaries, everything else as gauges).
 //! Labels come only from series identity (tenant, cluster, model) and fixed
 //! names, never from request attributes.
 
@@ -154,7 +155,14 @@ async fn signal_gauges(state: &ApiState, text: &mut Text) -> Result<(), ApiError
     ] {
         for (field, suffix, what) in DISTRIBUTIONS {
             let name = format!("{prefix}_{suffix}");
-            text.family(&name, "gauge", &format!("{what}, last 5 minutes, {scope}."));
+            // `summary`: quantiles over a sliding window are what a summary's
+            // quantile samples mean (and promtool refuses `quantile` on gauges).
+            // No _sum/_count: those would have to be cumulative.
+            text.family(
+                &name,
+                "summary",
+                &format!("{what}, quantiles over the last 5 minutes, {scope}."),
+            );
             for (labels, sketch) in rows {
                 let Some(f) = sketch.field(&FieldKey::plain(field)) else {
                     continue;

@@ -74,8 +74,10 @@ fn schemas() -> Value {
         },
         "Gauge": {
             "description": "Readings of a gauge over the window; null when none was reported.",
-            "type": ["object", "null"], "required": ["last", "min", "max"],
-            "properties": { "last": { "type": "number" }, "min": { "type": "number" }, "max": { "type": "number" } }
+            "type": ["object", "null"], "required": ["last", "min", "max", "mean"],
+            "properties": {
+                "last": { "type": "number", "description": "Most recent report (of any merged series)." },
+                "min": { "type": "number" }, "max": { "type": "number" }, "mean": { "type": "number" } }
         },
         "RequestLifecycleGroup": {
             "type": "object",
@@ -209,8 +211,8 @@ fn signals_example() -> Value {
             "e2e_seconds": { "count": 1200, "p50": 1.9, "p90": 3.8, "p99": 7.5 },
             "queue_seconds": { "count": 1200, "p50": 0.01, "p90": 0.05, "p99": 0.3 },
             "prefix_cache_hit_rate": 0.62,
-            "queue_depth": { "last": 3.0, "min": 0.0, "max": 11.0 },
-            "running_requests": { "last": 24.0, "min": 8.0, "max": 31.0 }
+            "queue_depth": { "last": 3.0, "min": 0.0, "max": 11.0, "mean": 4.2 },
+            "running_requests": { "last": 24.0, "min": 8.0, "max": 31.0, "mean": 20.5 }
         }]
     })
 }

@@ -50,7 +50,7 @@ pub fn render_group(
     }
 }
 
-fn plain<'a>(sketch: &'a SeriesSketch, field: Field) -> Option<&'a FieldSketch> {
+fn plain(sketch: &SeriesSketch, field: Field) -> Option<&FieldSketch> {
     sketch.field(&FieldKey::plain(field))
 }
 
@@ -72,7 +72,7 @@ pub fn distribution(field: Option<&FieldSketch>) -> Json {
 
 fn gauge_json(reading: Option<GaugeReading>) -> Json {
     match reading {
-        Some(g) => json!({ "last": g.last, "min": g.min, "max": g.max }),
+        Some(g) => json!({ "last": g.last, "min": g.min, "max": g.max, "mean": g.mean }),
         None => Json::Null,
     }
 }

@@ -198,18 +198,10 @@ impl MemoryStore {
     }
 }
 
-fn window_secs(resolution: Resolution) -> u64 {
-    match resolution {
-        Resolution::Minute => MINUTE_SECS,
-        Resolution::Hour => HOUR_SECS,
-    }
-}
-
 /// Start aligned to the resolution, so a sender's unaligned start cannot create
 /// overlapping windows.
 fn align(window: Window) -> u64 {
-    let len = window_secs(window.resolution);
-    window.start_unix_secs - window.start_unix_secs % len
+    Window::containing(window.resolution, window.start_unix_secs).start_unix_secs
 }
 
 /// The smallest key of `tenant` in `SeriesKey` order.
@@ -310,5 +302,174 @@ impl SketchStore for MemoryStore {
 
     fn retention_secs(&self) -> u64 {
         self.config.retention_secs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::signal::{Field, FieldKey, Point, SignalKind, Value};
+
+    const NOW: u64 = 1_767_229_200; // 2026-01-01T01:00:00Z
+
+    fn key(tenant: &str, cluster: &str) -> SeriesKey {
+        SeriesKey {
+            tenant: tenant.into(),
+            cluster: cluster.into(),
+            model: "m".into(),
+            kind: SignalKind::RequestLifecycle,
+        }
+    }
+
+    fn requests(key: SeriesKey, at: u64, n: f64) -> WindowedSketch {
+        let mut sketch = SeriesSketch::default();
+        sketch.record(&Point {
+            field: FieldKey::plain(Field::Requests),
+            time_unix_nano: at * 1_000_000_000,
+            value: Value::Counter(n),
+        });
+        WindowedSketch {
+            key,
+            window: Window::minute_containing(at),
+            sketch,
+        }
+    }
+
+    fn query(tenant: Option<&str>, from: u64, to: u64) -> StoreQuery {
+        StoreQuery {
+            tenant: tenant.map(str::to_string),
+            kind: SignalKind::RequestLifecycle,
+            cluster: None,
+            model: None,
+            from_unix_secs: from,
+            to_unix_secs: to,
+        }
+    }
+
+    fn total(store: &MemoryStore, q: &StoreQuery) -> f64 {
+        store
+            .query_sync(q)
+            .unwrap()
+            .iter()
+            .map(|(_, s)| s.counter_sum(Field::Requests).unwrap_or(0.0))
+            .sum()
+    }
+
+    fn store(retention_secs: u64) -> MemoryStore {
+        MemoryStore::new(MemoryStoreConfig {
+            retention_secs,
+            rollup_after_secs: 2 * HOUR_SECS,
+        })
+    }
+
+    #[test]
+    fn merges_into_the_same_minute_and_reads_each_minute_once() {
+        let store = store(30 * 86_400);
+        store
+            .merge_sync(vec![
+                requests(key("a", "c"), NOW - 50, 1.0),
+                requests(key("a", "c"), NOW - 45, 2.0),
+                requests(key("a", "c"), NOW - 200, 4.0),
+            ])
+            .unwrap();
+        assert_eq!(store.series_count(), 1);
+        let shard = store.shards[MemoryStore::shard_index("a")].read();
+        let windows = shard.series.get(&key("a", "c")).unwrap();
+        assert_eq!(windows.minutes.len(), 2, "two distinct minutes");
+        drop(shard);
+        assert_eq!(total(&store, &query(Some("a"), NOW - 60, NOW)), 3.0);
+        assert_eq!(total(&store, &query(Some("a"), NOW - 300, NOW)), 7.0);
+        assert_eq!(total(&store, &query(Some("a"), NOW - 300, NOW - 60)), 4.0);
+    }
+
+    #[test]
+    fn rolls_old_minutes_into_hours_without_changing_totals() {
+        let store = store(30 * 86_400);
+        let old_hour = NOW - 5 * HOUR_SECS; // 20:00 the day before
+        let batch: Vec<_> = (0..60)
+            .map(|m| requests(key("a", "c"), old_hour + m * 60, 1.0))
+            .chain([requests(key("a", "c"), NOW - 120, 10.0)])
+            .collect();
+        store.merge_sync(batch).unwrap();
+        let whole_day = query(Some("a"), NOW - 86_400, NOW);
+        assert_eq!(total(&store, &whole_day), 70.0);
+
+        let report = store.maintain(NOW);
+        assert_eq!(report.rolled_up, 60);
+        assert_eq!(report.expired, 0);
+        let shard = store.shards[MemoryStore::shard_index("a")].read();
+        let windows = shard.series.get(&key("a", "c")).unwrap();
+        assert_eq!(windows.hours.len(), 1);
+        assert_eq!(windows.hours[0].0, old_hour);
+        assert_eq!(windows.minutes.len(), 1, "the recent minute stays a minute");
+        drop(shard);
+        assert_eq!(total(&store, &whole_day), 70.0);
+        // An hour overlapping the range counts whole.
+        assert_eq!(
+            total(
+                &store,
+                &query(Some("a"), old_hour + 1_800, old_hour + 1_860)
+            ),
+            60.0
+        );
+        // A second pass changes nothing.
+        assert_eq!(store.maintain(NOW).rolled_up, 0);
+        assert_eq!(total(&store, &whole_day), 70.0);
+    }
+
+    #[test]
+    fn expires_windows_past_the_retention_and_forgets_empty_series() {
+        let store = store(6 * HOUR_SECS);
+        store
+            .merge_sync(vec![
+                requests(key("a", "old"), NOW - 7 * HOUR_SECS, 1.0),
+                requests(key("a", "kept"), NOW - 3 * HOUR_SECS, 2.0),
+            ])
+            .unwrap();
+        let report = store.maintain(NOW);
+        assert_eq!(report.rolled_up, 2);
+        assert_eq!(report.expired, 1);
+        assert_eq!(store.series_count(), 1);
+        assert_eq!(total(&store, &query(Some("a"), 0, NOW)), 2.0);
+    }
+
+    #[test]
+    fn tenant_queries_read_only_that_tenant_and_none_reads_all() {
+        let store = store(30 * 86_400);
+        let tenants = ["a", "a-b", "ab", "b", ""];
+        store
+            .merge_sync(
+                tenants
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| requests(key(t, "c"), NOW - 30, 10f64.powi(i as i32)))
+                    .collect(),
+            )
+            .unwrap();
+        for (i, t) in tenants.iter().enumerate() {
+            let q = query(Some(t), NOW - 60, NOW);
+            assert_eq!(total(&store, &q), 10f64.powi(i as i32), "tenant {t:?}");
+        }
+        assert_eq!(total(&store, &query(None, NOW - 60, NOW)), 11_111.0);
+    }
+
+    #[test]
+    fn filters_by_kind_cluster_and_model() {
+        let store = store(30 * 86_400);
+        let mut other_kind = key("a", "c1");
+        other_kind.kind = SignalKind::Cost;
+        store
+            .merge_sync(vec![
+                requests(key("a", "c1"), NOW - 30, 1.0),
+                requests(key("a", "c2"), NOW - 30, 2.0),
+                requests(other_kind, NOW - 30, 4.0),
+            ])
+            .unwrap();
+        let mut q = query(Some("a"), NOW - 60, NOW);
+        assert_eq!(total(&store, &q), 3.0);
+        q.cluster = Some("c2".into());
+        assert_eq!(total(&store, &q), 2.0);
+        q.model = Some("other".into());
+        assert_eq!(total(&store, &q), 0.0);
     }
 }
