@@ -93,14 +93,13 @@ async fn protobuf_and_json_bodies_in_every_coding_decode_to_the_same_request() {
             assert_eq!(json_body(response).await, json!({}));
         }
     }
-    let recorded = sink.metrics.lock();
+    let recorded = sink.metrics.lock().clone();
     assert_eq!(recorded.len(), 5);
     assert!(
         recorded
             .iter()
             .all(|(_, request)| request == &rich_metrics())
     );
-    drop(recorded);
     assert_eq!(running.ingested("metrics"), 5 * RICH_METRICS_POINTS);
 
     let traces_protobuf = rich_traces().encode_to_vec();
