@@ -57,6 +57,46 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a current-thread runtime")
 }
 
+/// Fails the run if the synthetic payloads are refused or dropped rather than
+/// stored: a bench of the rejection path would report meaningless numbers.
+fn check_payloads_are_kept() {
+    let runtime = runtime();
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
+    let sink = Pipeline::new(
+        Normalizer::new(NormalizeConfig::default()),
+        store.clone(),
+        metrics.clone(),
+    );
+    let origin = Origin::default();
+    let mut spans = SpanGenerator::new(SEED, FleetShape::default());
+    let mut datapoints = MetricGenerator::new(SEED, FleetShape::default());
+    for round in 0..3u64 {
+        let now = unix_nanos() + round * 15_000_000_000;
+        let outcome = runtime
+            .block_on(sink.export_traces(&origin, spans.batch(BATCH, now)))
+            .expect("spans accepted");
+        assert_eq!(outcome.rejected, 0, "spans refused: {}", outcome.message);
+        let outcome = runtime
+            .block_on(sink.export_metrics(&origin, datapoints.batch(BATCH, now)))
+            .expect("datapoints accepted");
+        assert_eq!(
+            outcome.rejected, 0,
+            "datapoints refused: {}",
+            outcome.message
+        );
+    }
+    let ingested = metrics.ingested_snapshot();
+    assert_eq!(ingested.get("traces"), Some(&(3 * BATCH as u64)));
+    assert_eq!(ingested.get("metrics"), Some(&(3 * BATCH as u64)));
+    let dropped = metrics.dropped_snapshot();
+    assert!(
+        dropped.is_empty(),
+        "synthetic payloads lost points: {dropped:?}"
+    );
+    assert!(store.series_count() > 0, "nothing reached the store");
+}
+
 fn bench_spans(c: &mut Criterion) {
     let mut group = c.benchmark_group(SPANS_GROUP);
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -162,6 +202,7 @@ fn summarize(home: &std::path::Path, since: SystemTime) {
 }
 
 fn main() {
+    check_payloads_are_kept();
     let started = SystemTime::now();
     let home = criterion_home();
     let mut criterion = Criterion::default()

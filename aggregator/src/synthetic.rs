@@ -446,6 +446,7 @@ fn prefix_hash(tenant: &str, rng: &mut SplitMix64) -> u64 {
 #[derive(Clone, Debug)]
 struct EngineState {
     start_unix_nano: u64,
+    last_scrape_unix_nano: u64,
     prompt_tokens: u64,
     generation_tokens: u64,
     /// By finish reason: stop, length, abort.
@@ -503,6 +504,7 @@ impl EngineState {
     fn new(start_unix_nano: u64) -> Self {
         EngineState {
             start_unix_nano,
+            last_scrape_unix_nano: 0,
             prompt_tokens: 0,
             generation_tokens: 0,
             successes: [0; 3],
@@ -619,6 +621,11 @@ impl MetricGenerator {
             .engines
             .entry(identity.index)
             .or_insert_with(|| EngineState::new(now.saturating_sub(3_600_000_000_000)));
+        // A receiver drops a cumulative point that is not newer than the last
+        // one; a fleet smaller than a batch scrapes the same pod more than once
+        // per clock reading, so each scrape is at least a millisecond later.
+        let now = now.max(state.last_scrape_unix_nano + 1_000_000);
+        state.last_scrape_unix_nano = now;
         state.advance(&mut self.rng);
         let running = self.rng.below(64) as f64;
         let waiting = self.rng.below(8) as f64;
@@ -951,6 +958,16 @@ mod tests {
         let values: Vec<f64> = prompt(&first).into_iter().chain(prompt(&second)).collect();
         assert!(values.len() > 100);
         assert!(values.windows(2).all(|w| w[1] > w[0]), "not increasing");
+        let times: Vec<u64> = datapoints(&first)
+            .into_iter()
+            .chain(datapoints(&second))
+            .filter(|m| m.name == "vllm:prompt_tokens_total")
+            .map(|m| match &m.data {
+                Some(metric::Data::Sum(sum)) => sum.data_points[0].time_unix_nano,
+                other => panic!("not a sum: {other:?}"),
+            })
+            .collect();
+        assert!(times.windows(2).all(|w| w[1] > w[0]), "timestamps repeat");
         assert_eq!(metrics.datapoints(), 2_000);
     }
 
