@@ -36,17 +36,26 @@ fi
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 
-step "cargo nextest run --workspace"
-cargo nextest run --workspace --no-fail-fast
+# Every suite runs even when an earlier one fails, so one run shows all
+# failures; the exit status is non-zero if any failed.
+failed=()
+run_suite() {
+    local name="$1"
+    shift
+    step "$name"
+    if ! "$@"; then
+        failed+=("$name")
+    fi
+}
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
-
-step "cargo clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-
-step "pytest test/"
+run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
+run_suite "cargo fmt --check" cargo fmt --all -- --check
+run_suite "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # The binaries were just built; the harness need not rebuild them.
-MODELPLANE_TEST_NO_BUILD=1 "$venv/bin/python" -m pytest test/ -q
+run_suite "pytest test/" env MODELPLANE_TEST_NO_BUILD=1 "$venv/bin/python" -m pytest test/ -q
 
+if [ "${#failed[@]}" -gt 0 ]; then
+    printf '\n==> FAILED: %s\n' "${failed[@]}"
+    exit 1
+fi
 step "all tests passed"
