@@ -12,8 +12,11 @@ use super::attrs::{PrehashedMap, xxh3};
 
 const SHARDS: usize = 16;
 
+/// Tenant → (series digest → last seen, unix seconds).
+type TenantSeries = HashMap<String, PrehashedMap<u64>>;
+
 pub(crate) struct CardinalityLimiter {
-    shards: Box<[Mutex<HashMap<String, PrehashedMap<u64>>>]>,
+    shards: Box<[Mutex<TenantSeries>]>,
     max_series_per_tenant: usize,
     ttl_secs: u64,
 }
@@ -73,7 +76,7 @@ mod tests {
             "other tenants have their own budget"
         );
         // Series 2 has not been seen for more than the TTL.
-        assert!(limiter.admit("a", 3, 71));
+        assert!(limiter.admit("a", 3, 65));
         assert_eq!(limiter.series_of("a"), 2);
     }
 }

@@ -460,4 +460,30 @@ mod tests {
             Some(REQUESTS)
         );
     }
+
+    #[test]
+    fn every_legacy_epp_name_has_a_superseded_route() {
+        let names = [
+            "request",
+            "request_error",
+            "request_duration_seconds",
+            "input_tokens",
+            "output_tokens",
+            "running_requests",
+            "request_ttft_seconds",
+            "request_tpot_seconds",
+            "average_kv_cache_utilization",
+            "per_pod_queue_size",
+            "ready_pods",
+        ];
+        for name in names {
+            assert!(
+                matches!(
+                    route(Source::Epp { current: false }, name),
+                    Some(Route::Superseded { .. })
+                ),
+                "{name}"
+            );
+        }
+    }
 }
