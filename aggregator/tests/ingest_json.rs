@@ -4,7 +4,10 @@
 
 mod ingest_support;
 
-use ingest_support::payloads::{rich_metrics, rich_metrics_json, rich_traces, rich_traces_json};
+use ingest_support::payloads::{
+    RICH_METRICS_POINTS, RICH_TRACES_SPANS, rich_metrics, rich_metrics_json, rich_traces,
+    rich_traces_json,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
@@ -12,7 +15,7 @@ use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
 use prost::Message;
 use signal_aggregator::ingest::otlp_json::{decode_metrics, decode_traces};
 use signal_aggregator::ingest::{
-    ContentCoding, PayloadFormat, Refusal, decode_request, decompress,
+    ContentCoding, OtlpRequest, PayloadFormat, Refusal, decode_request, decompress,
 };
 
 #[test]
@@ -308,4 +311,11 @@ fn decode_request_handles_every_coding() {
         matches!(corrupt, Err(Refusal::InvalidData { .. })),
         "{corrupt:?}"
     );
+}
+
+#[test]
+fn item_counts_are_spans_and_data_points() {
+    assert_eq!(rich_metrics().item_count(), RICH_METRICS_POINTS);
+    assert_eq!(rich_traces().item_count(), RICH_TRACES_SPANS);
+    assert_eq!(ExportMetricsServiceRequest::default().item_count(), 0);
 }

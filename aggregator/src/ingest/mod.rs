@@ -14,6 +14,12 @@
 //! | logs                            | `UNIMPLEMENTED`                    | 501                   |
 //!
 //! Only the shedding row is retryable; nothing accepted is dropped here.
+//!
+//! Accounting: the sink counts every item it was handed in `SelfMetrics`
+//! (ingested, rejected, dropped, refused as unavailable). Ingest counts only
+//! what it refuses before handing over, one per request, under `rejected`
+//! with reasons `in_flight_limit`, `too_large`, `invalid_data`,
+//! `unsupported_media_type`, `unauthenticated` and `logs_not_accepted`.
 
 mod body;
 mod grpc;

@@ -76,31 +76,23 @@ impl Receiver {
     }
 
     /// Hands a decoded request to the sink. `Ok` is what the OTLP success
-    /// response reports (possibly a partial success); `Err` is a retryable refusal.
+    /// response reports (possibly a partial success); `Err` is a retryable
+    /// refusal. The sink accounts in `SelfMetrics` for every item it was
+    /// handed (accepted, rejected, dropped, refused); counting here too would
+    /// count them twice.
     pub async fn export<R: OtlpRequest>(
         &self,
         origin: &Origin,
         request: R,
     ) -> Result<ExportOutcome, Refusal> {
-        let items = request.item_count();
-        match request.send(self.sink.as_ref(), origin).await {
-            Ok(outcome) => {
-                let rejected = outcome.rejected.clamp(0, items as i64) as u64;
-                self.metrics.ingested(R::SIGNAL, items - rejected);
-                self.metrics
-                    .rejected(R::SIGNAL, "partially_rejected", rejected);
-                Ok(outcome)
-            }
-            Err(error) => {
-                let refusal = throttled(error);
-                self.metrics.rejected(R::SIGNAL, refusal.reason(), items);
-                Err(refusal)
-            }
-        }
+        request
+            .send(self.sink.as_ref(), origin)
+            .await
+            .map_err(throttled)
     }
 
-    /// Counts a refusal decided before the request was decoded (so its item
-    /// count is unknown): these count one per request.
+    /// Counts a refusal ingest decided itself, before the sink saw the
+    /// request (so its item count is unknown): these count one per request.
     pub fn refused(&self, signal: &'static str, refusal: Refusal) -> Refusal {
         self.metrics.rejected(signal, refusal.reason(), 1);
         refusal

@@ -151,14 +151,6 @@ impl Running {
             .map(|(_, n)| *n)
             .unwrap_or(0)
     }
-
-    pub fn ingested(&self, signal: &str) -> u64 {
-        self.metrics
-            .ingested_snapshot()
-            .get(signal)
-            .copied()
-            .unwrap_or(0)
-    }
 }
 
 pub async fn start_grpc(sink: Arc<RecordingSink>, config: IngestConfig) -> Running {
