@@ -94,6 +94,13 @@ struct Args {
     json: bool,
 }
 
+impl Args {
+    /// HTTP bodies are gzipped here; gRPC compresses messages in the transport.
+    fn gzip_bodies(&self) -> bool {
+        self.gzip && self.protocol == Protocol::Http
+    }
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -176,7 +183,7 @@ impl Source {
         };
         if args.reuse_batches > 0 {
             let requests = (0..args.reuse_batches)
-                .map(|_| source.build(args.batch_size, args.gzip))
+                .map(|_| source.build(args.batch_size, args.gzip_bodies()))
                 .collect();
             source = Source::Pool { requests, next: 0 };
         }
@@ -199,7 +206,6 @@ impl Source {
             Source::Metrics(metrics) => metrics.batch(batch_size, now).encode_to_vec(),
             Source::Pool { .. } => unreachable!("pools are built from generators"),
         };
-        // gRPC compresses in the transport; only HTTP bodies are pre-compressed.
         if gzip { gzip_bytes(&encoded) } else { encoded }.into()
     }
 }
@@ -255,7 +261,7 @@ impl Sender {
             client,
             signal: args.signal,
             target,
-            gzip: args.gzip && args.protocol == Protocol::Http,
+            gzip: args.gzip_bodies(),
             authorization: args.token.as_ref().map(|t| format!("Bearer {t}")),
         })
     }
@@ -395,7 +401,7 @@ async fn worker(
     let mut sender = Sender::connect(&args, target).await?;
     let mut report = WorkerReport::default();
     while budget.take().await {
-        let body = source.next(args.batch_size, args.gzip);
+        let body = source.next(args.batch_size, args.gzip_bodies());
         let started = Instant::now();
         let reply = sender.send(body).await;
         report.latencies.push(started.elapsed());
