@@ -11,10 +11,11 @@
 //!    treated as errors (Kubernetes would silently prune them).
 //! 3. Rejections: a table of bad specs, each rejected by `validate()` at the
 //!    named field and by the XRD: by the structural schema (checked with the
-//!    validator) or by a CEL rule. CEL is not evaluated here (no CEL engine in
-//!    this workspace); for those cases the test checks that the XRD carries the
-//!    rule at the right place and that `validate()`, the function's re-check,
-//!    rejects the same input.
+//!    validator) or by a CEL rule. CEL rules are evaluated with the `cel` crate
+//!    (standard CEL: the macros and `matches` our rules use; Kubernetes' extra
+//!    CEL libraries are not available, so rules must not use them) against
+//!    each case, and must hold for every accepted example. What only the API
+//!    server enforces (`x-kubernetes-list-type: set`) is checked as present.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -666,6 +667,140 @@ fn every_example_the_rust_types_accept_validates_against_its_xrd() {
 }
 
 // ---------------------------------------------------------------------------
+// CEL: the XRD's x-kubernetes-validations evaluated like the API server does,
+// with `self` bound to the value at the rule's schema node.
+
+/// Kubernetes hands `number` fields to CEL as doubles; JSON integers in YAML
+/// (`sampleRate: 1`) must compare equal to `1.0` as they do there.
+fn cel_value(value: &Value) -> cel::Value {
+    fn floats(value: &Value) -> Value {
+        match value {
+            Value::Number(n) => json!(n.as_f64().unwrap()),
+            Value::Array(items) => Value::Array(items.iter().map(floats).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (k.clone(), floats(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    cel::to_value(floats(value)).expect("JSON converts to CEL")
+}
+
+/// Every CEL rule on the path from `schema` down through `value` that does not
+/// hold, as `(schema path, rule)`. A rule that fails to evaluate counts as not
+/// holding (the API server rejects on evaluation errors too).
+fn failing_cel_rules(path: &str, schema: &Value, value: &Value, out: &mut Vec<(String, String)>) {
+    if let Some(rules) = schema["x-kubernetes-validations"].as_array() {
+        for rule in rules {
+            let source = rule["rule"].as_str().unwrap();
+            let program = cel::Program::compile(source)
+                .unwrap_or_else(|e| panic!("CEL rule at {path} does not compile: {source}: {e:?}"));
+            let mut context = cel::Context::default();
+            context.add_variable_from_value("self", cel_value(value));
+            if program.execute(&context) != Ok(cel::Value::Bool(true)) {
+                out.push((path.to_string(), source.to_string()));
+            }
+        }
+    }
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                if let Some(child_schema) = schema["properties"].get(key) {
+                    let child_path = if path.is_empty() {
+                        key.clone()
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    failing_cel_rules(&child_path, child_schema, child, out);
+                } else if schema["additionalProperties"].is_object() {
+                    failing_cel_rules(
+                        &format!("{path}{{}}"),
+                        &schema["additionalProperties"],
+                        child,
+                        out,
+                    );
+                }
+            }
+        }
+        Value::Array(items) if schema["items"].is_object() => {
+            for item in items {
+                failing_cel_rules(&format!("{path}[]"), &schema["items"], item, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn cel_failures(xrd: &Xrd, object: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for part in ["spec", "status"] {
+        if let Some(value) = object.get(part) {
+            failing_cel_rules(part, &xrd.schema()["properties"][part], value, &mut out);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_cel_rule_compiles_and_holds_for_every_accepted_example() {
+    let (ic_xrd, ms_xrd) = (inference_cluster_xrd(), model_service_xrd());
+    let mut rules = Vec::new();
+    schema_annotations("", ic_xrd.schema(), &mut rules);
+    schema_annotations("", ms_xrd.schema(), &mut rules);
+    let cel_rules: Vec<_> = rules
+        .iter()
+        .filter(|(_, r)| !r.starts_with("list-type:"))
+        .collect();
+    assert!(
+        cel_rules.len() >= 7,
+        "CEL rules went missing: {cel_rules:?}"
+    );
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (name, object) in example_xrs() {
+        if accept_with_rust_types(&object).is_err() {
+            continue;
+        }
+        checked += 1;
+        let xrd = if object["kind"] == apis::INFERENCE_CLUSTER_KIND {
+            &ic_xrd
+        } else {
+            &ms_xrd
+        };
+        for (path, rule) in cel_failures(xrd, &object) {
+            failures.push(format!("{name}: {path}: {rule}"));
+        }
+    }
+    assert!(checked >= 5, "fixtures went missing");
+    assert!(
+        failures.is_empty(),
+        "CEL rules reject valid examples:\n  {}",
+        failures.join("\n  ")
+    );
+}
+
+#[test]
+fn cel_evaluation_sees_json_integers_as_doubles_and_catches_a_broken_rule() {
+    let schema = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.sampleRate == 1.0", "message": "m"}],
+        "properties": {"sampleRate": {"type": "number"}}});
+    let mut out = Vec::new();
+    failing_cel_rules("x", &schema, &json!({"sampleRate": 1}), &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    failing_cel_rules("x", &schema, &json!({"sampleRate": 0.5}), &mut out);
+    assert_eq!(
+        out,
+        vec![("x".to_string(), "self.sampleRate == 1.0".to_string())]
+    );
+    out.clear();
+    failing_cel_rules("x", &schema, &json!({}), &mut out);
+    assert_eq!(
+        out.len(),
+        1,
+        "a rule that errors (no such key) does not hold"
+    );
+}
+
+// ---------------------------------------------------------------------------
 // Rejections: the schema (or its CEL rules) and validate() refuse the same input.
 
 /// How the XRD refuses a case.
@@ -1045,14 +1180,13 @@ fn bad_specs_are_refused_by_both_the_xrd_and_validate() {
                 ));
             }
             XrdRejects::Cel { at, rule_contains } => {
-                let mut annotations = Vec::new();
-                schema_annotations("", xrd.schema(), &mut annotations);
-                if !annotations
+                let failing = cel_failures(xrd, &object);
+                let expected = failing
                     .iter()
-                    .any(|(p, r)| p == at && r.contains(rule_contains))
-                {
+                    .any(|(p, r)| p == at && r.contains(rule_contains));
+                if !expected || failing.len() != 1 {
                     failures.push(format!(
-                        "{}: no CEL rule containing {rule_contains:?} at {at}",
+                        "{}: expected exactly the CEL rule containing {rule_contains:?} at {at} to fail, got {failing:?}",
                         case.name
                     ));
                 }
