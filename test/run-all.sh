@@ -48,7 +48,11 @@ run_suite() {
     fi
 }
 
-run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
+if cargo nextest --version >/dev/null 2>&1; then
+    run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
+else
+    run_suite "cargo test --workspace (cargo-nextest not installed)" cargo test --workspace --no-fail-fast
+fi
 run_suite "cargo fmt --check" cargo fmt --all -- --check
 run_suite "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # The binaries were just built; the harness need not rebuild them.
