@@ -9,6 +9,7 @@ use clap::{Parser, ValueEnum};
 use crate::ingest::IngestConfig;
 use crate::normalize::NormalizeConfig;
 use crate::store::memory::MemoryStoreConfig;
+use crate::store::redis::{RedisArgs, RedisStoreConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -72,6 +73,9 @@ pub struct Config {
           default_value_t = NormalizeConfig::default().max_series_per_tenant)]
     pub max_series_per_tenant: usize,
 
+    #[command(flatten)]
+    pub redis: RedisArgs,
+
     /// Log line format. The level comes from `RUST_LOG` (default `info`).
     #[arg(
         long,
@@ -82,11 +86,12 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// Which sketch store to run. Redis will be a second variant chosen by
-/// `--redis-url`; everything downstream only sees the `SketchStore` trait.
+/// Which sketch store to run: Redis with `--redis-url`, else embedded.
+/// Everything downstream only sees the `SketchStore` trait.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreChoice {
     Embedded(MemoryStoreConfig),
+    Redis(RedisStoreConfig),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -122,10 +127,15 @@ impl Config {
     }
 
     pub fn store(&self) -> StoreChoice {
-        StoreChoice::Embedded(MemoryStoreConfig {
-            retention_secs: self.retention.as_secs(),
-            rollup_after_secs: self.rollup_after.as_secs(),
-        })
+        let retention_secs = self.retention.as_secs();
+        let rollup_after_secs = self.rollup_after.as_secs();
+        match RedisStoreConfig::from_args(&self.redis, retention_secs, rollup_after_secs) {
+            Some(redis) => StoreChoice::Redis(redis),
+            None => StoreChoice::Embedded(MemoryStoreConfig {
+                retention_secs,
+                rollup_after_secs,
+            }),
+        }
     }
 
     pub fn ingest(&self) -> IngestConfig {
@@ -164,6 +174,24 @@ mod tests {
                 rollup_after_secs: 7_200,
             })
         );
+    }
+
+    #[test]
+    fn a_redis_url_selects_redis_with_the_shared_retention() {
+        let config = Config::try_parse_from([
+            "signal-aggregator",
+            "--redis-url",
+            "redis://127.0.0.1:6379",
+            "--retention",
+            "7d",
+        ])
+        .unwrap();
+        let StoreChoice::Redis(redis) = config.store() else {
+            panic!("expected the Redis store");
+        };
+        assert_eq!(redis.url, "redis://127.0.0.1:6379");
+        assert_eq!(redis.retention_secs, 7 * 86_400);
+        assert_eq!(redis.rollup_after_secs, 7_200);
     }
 
     #[test]

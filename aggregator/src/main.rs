@@ -16,6 +16,7 @@ use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::serve::{self, ApiState};
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::memory::MemoryStore;
+use signal_aggregator::store::redis::RedisStore;
 use signal_aggregator::telemetry::SelfMetrics;
 
 /// How often the store rolls minutes into hours and expires old windows.
@@ -55,9 +56,47 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-fn build_store(choice: StoreChoice) -> Arc<dyn SketchStore> {
-    match choice {
-        StoreChoice::Embedded(config) => Arc::new(MemoryStore::new(config)),
+/// The running store, plus what only the concrete Redis store offers.
+struct Store {
+    store: Arc<dyn SketchStore>,
+    redis: Option<Arc<RedisStore>>,
+    description: String,
+}
+
+fn build_store(choice: StoreChoice, metrics: &Arc<SelfMetrics>) -> anyhow::Result<Store> {
+    Ok(match choice {
+        StoreChoice::Embedded(config) => Store {
+            store: Arc::new(MemoryStore::new(config)),
+            redis: None,
+            description: "embedded in-memory store".into(),
+        },
+        StoreChoice::Redis(config) => {
+            let description = format!(
+                "Redis at {} (write-ahead log in {})",
+                redact_url(&config.url),
+                config.wal_dir.display()
+            );
+            let redis = Arc::new(
+                RedisStore::open(config, metrics.clone()).context("cannot open the Redis store")?,
+            );
+            Store {
+                store: redis.clone(),
+                redis: Some(redis),
+                description,
+            }
+        }
+    })
+}
+
+/// `redis://user:secret@host` → `redis://user:***@host`: URLs reach logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -70,7 +109,11 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
 async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let metrics = Arc::new(SelfMetrics::default());
-    let store = build_store(config.store());
+    let Store {
+        store,
+        redis,
+        description,
+    } = build_store(config.store(), &metrics)?;
     let sink: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
         Normalizer::new(config.normalize()),
         store.clone(),
@@ -109,7 +152,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("OTLP/HTTP server failed")
     });
-    let api = serve::router(ApiState::new(store.clone(), metrics));
+    let mut api_state = ApiState::new(store.clone(), metrics);
+    if let Some(redis) = &redis {
+        let redis = redis.clone();
+        api_state
+            .extra_metrics
+            .push(Arc::new(move || redis.prometheus_text()));
+    }
+    let api = serve::router(api_state);
     let api_stop = stopped();
     tasks.spawn(async move {
         serve::serve(api_listener, api, api_stop)
@@ -122,12 +172,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         otlp_grpc = %grpc_addr,
         otlp_http = %http_addr,
         api = %api_addr,
-        store = "embedded",
+        store = %description,
         retention = %config.retention,
         "signal-aggregator ready"
     );
     println!(
-        "signal-aggregator ready (embedded store, retention {retention})\n  \
+        "signal-aggregator ready ({description}, retention {retention})\n  \
          send OTLP to   grpc://{grpc_addr}  or  http://{http_addr}/v1/metrics, http://{http_addr}/v1/traces\n  \
          query at       http://{api_addr}/v1/tenants/<tenant>/signals/RequestLifecycle?window=5m\n  \
          API reference  http://{api_addr}/openapi.json   metrics  http://{api_addr}/metrics",
@@ -162,6 +212,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
             "gave up waiting for in-flight requests"
         );
     }
+    if let Some(redis) = redis {
+        // What is not flushed stays in the write-ahead log and is replayed on
+        // the next start, so a failed final flush loses nothing.
+        match tokio::time::timeout(DRAIN_TIMEOUT, redis.flush()).await {
+            Ok(Ok(())) => tracing::info!("flushed pending sketches to Redis"),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "final Redis flush failed; the write-ahead log keeps the data")
+            }
+            Err(_) => {
+                tracing::warn!("final Redis flush timed out; the write-ahead log keeps the data")
+            }
+        }
+    }
     tracing::info!("signal-aggregator stopped");
     result
 }
@@ -172,6 +235,21 @@ fn reachable(addr: std::net::SocketAddr) -> String {
         format!("localhost:{}", addr.port())
     } else {
         addr.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_redis_passwords() {
+        assert_eq!(
+            redact_url("redis://u:pw@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
 }
 

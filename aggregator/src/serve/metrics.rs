@@ -39,6 +39,9 @@ pub async fn render(State(state): State<ApiState>) -> Result<Response, ApiError>
     let mut text = Text::default();
     self_metrics(&state, &mut text).await;
     signal_gauges(&state, &mut text).await?;
+    for source in &state.extra_metrics {
+        text.out.push_str(&source());
+    }
     Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text.out).into_response())
 }
 

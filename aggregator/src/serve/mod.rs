@@ -62,12 +62,17 @@ impl FleetPolicy for AllSeries {
 /// Window over which `/metrics` reports the per-series gauges.
 pub const METRICS_WINDOW_SECS: u64 = 300;
 
+/// Prometheus text another component appends to `/metrics` (e.g. the Redis
+/// store's connection and buffer gauges).
+pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn SketchStore>,
     pub metrics: Arc<SelfMetrics>,
     pub clock: Clock,
     pub fleet: Arc<dyn FleetPolicy>,
+    pub extra_metrics: Vec<MetricsSource>,
 }
 
 impl ApiState {
@@ -77,6 +82,7 @@ impl ApiState {
             metrics,
             clock: system_clock(),
             fleet: Arc::new(AllSeries),
+            extra_metrics: Vec::new(),
         }
     }
 }
