@@ -1,5 +1,7 @@
 """The Crossplane function protocol, observed from outside the binary."""
 
+import re
+
 import grpc
 import requests
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
@@ -224,10 +226,20 @@ def test_reflection_lists_the_function_runner_service(server):
     assert SERVICE in names
 
 
-def test_serves_prometheus_metrics(server, full_cluster):
-    server.run(request(full_cluster))
-    body = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=5).text
-    assert "grpc" in body or "function" in body, body[:500]
+def test_counts_handled_calls_in_prometheus_metrics(full_cluster):
+    handled_ok = re.compile(
+        r'^grpc_server_handled_total\{[^}]*grpc_service="apiextensions\.fn\.proto\.v1\.FunctionRunnerService"'
+        r'[^}]*grpc_method="RunFunction"[^}]*grpc_code="OK"[^}]*\} (\d+)$',
+        re.MULTILINE,
+    )
+    with FunctionServer() as srv:
+        for _ in range(3):
+            srv.run(request(full_cluster))
+        full_cluster["spec"]["signals"]["kinds"][0]["sampleRate"] = 2
+        srv.run(request(full_cluster))  # a Fatal result is still an OK call
+        body = requests.get(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=5).text
+    counts = handled_ok.findall(body)
+    assert counts == ["4"], body[:2000]
 
 
 def test_unknown_method_is_a_grpc_error_not_a_crash(server, full_cluster):
