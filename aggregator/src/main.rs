@@ -238,21 +238,6 @@ fn reachable(addr: std::net::SocketAddr) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn redacts_redis_passwords() {
-        assert_eq!(
-            redact_url("redis://u:pw@h:6379/0"),
-            "redis://u:***@h:6379/0"
-        );
-        assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
-        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
-    }
-}
-
 async fn maintain(
     store: Arc<dyn SketchStore>,
     stopped: impl std::future::Future<Output = ()>,
@@ -301,5 +286,20 @@ async fn shutdown_signal() -> &'static str {
     {
         let _ = tokio::signal::ctrl_c().await;
         "SIGINT"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redacts_redis_passwords() {
+        assert_eq!(
+            redact_url("redis://u:pw@h:6379/0"),
+            "redis://u:***@h:6379/0"
+        );
+        assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
 }
