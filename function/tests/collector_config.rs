@@ -226,6 +226,13 @@ fn every_kind_mix_renders_a_well_formed_config() {
         if let Err(problem) = check_config(&config, &deployment) {
             panic!("{problem}\nspec: {spec}\nconfig:\n{config}");
         }
+        // What a YAML parser reads back prints to the same bytes: the printer is lossless here.
+        let parsed: Value = serde_yaml::from_str(&config).unwrap();
+        assert_eq!(
+            function_signals::render::yaml::to_yaml(&parsed),
+            config,
+            "spec: {spec}"
+        );
     }
 }
 

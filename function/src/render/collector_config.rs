@@ -228,7 +228,7 @@ const FLEET_SCOPE_STATEMENTS: &[&str] = &[
 
 /// The config as YAML: exactly the bytes of the ConfigMap and the checksum.
 pub fn render_yaml(plan: &AgentPlan) -> String {
-    serde_yaml::to_string(&config(plan)).expect("a JSON value always serializes to YAML")
+    super::yaml::to_yaml(&config(plan))
 }
 
 /// The collector config as a value; maps are sorted, lists keep the order

@@ -10,6 +10,7 @@ pub mod object;
 pub mod rbac;
 pub mod service;
 pub mod status;
+pub mod yaml;
 
 use std::collections::BTreeMap;
 
