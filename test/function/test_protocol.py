@@ -4,6 +4,7 @@ import re
 
 import grpc
 import requests
+import yaml
 from crossplane.function.proto.v1 import run_function_pb2 as fnv1
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -251,3 +252,23 @@ def test_unknown_method_is_a_grpc_error_not_a_crash(server, full_cluster):
         except grpc.RpcError as e:
             assert e.code() == grpc.StatusCode.UNIMPLEMENTED
     assert server.run(request(full_cluster)).meta.ttl.seconds == 60
+
+
+def test_collector_config_is_wired_and_the_token_only_travels_by_secret_ref(server, full_cluster):
+    rsp = server.run(request(full_cluster, step_input=single_cluster_input()))
+    desired = desired_resources(rsp)
+    config_map = next(o for o in desired.values() if o["kind"] == "ConfigMap")
+    (config_text,) = config_map["data"].values()
+    config = yaml.safe_load(config_text)
+    for pipeline_name, pipeline in config["service"]["pipelines"].items():
+        for section in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(section, []):
+                assert component in config[section], f"{pipeline_name} uses undefined {section[:-1]} {component}"
+    (exporter,) = [e for name, e in config["exporters"].items() if name.startswith("otlp_grpc")]
+    assert exporter["endpoint"] == "signal-aggregator.modelplane-system.svc:65535"
+    assert exporter["headers"]["authorization"] == "Bearer ${env:MODELPLANE_INGEST_TOKEN}"
+    deployment = next(o for o in desired.values() if o["kind"] == "Deployment")
+    for container in deployment["spec"]["template"]["spec"]["containers"]:
+        for env in container.get("env", []):
+            if env["name"] == "MODELPLANE_INGEST_TOKEN":
+                assert "value" not in env and "secretKeyRef" in env["valueFrom"]
