@@ -1,0 +1,1 @@
+"""End-to-end tests of signal-aggregator (embedded store) over real OTLP."""
