@@ -56,9 +56,8 @@ class Aggregator:
 
     def signals(self, tenant: str, kind: str, window: str = "5m",
                 group_by: str = "cluster,model", **filters: str) -> dict:
-        params = {"window": window, **filters}
-        if group_by:
-            params["groupBy"] = group_by
+        """`group_by=""` asks for one group over everything that matches."""
+        params = {"window": window, "groupBy": group_by, **filters}
         response = self.get(f"/v1/tenants/{tenant}/signals/{kind}", **params)
         assert response.status_code == 200, response.text
         body = response.json()
