@@ -272,3 +272,10 @@ def test_collector_config_is_wired_and_the_token_only_travels_by_secret_ref(serv
         for env in container.get("env", []):
             if env["name"] == "MODELPLANE_INGEST_TOKEN":
                 assert "value" not in env and "secretKeyRef" in env["valueFrom"]
+
+
+def test_sigterm_shuts_down_cleanly(full_cluster):
+    srv = FunctionServer()
+    with srv:
+        assert srv.run(request(full_cluster)).meta.ttl.seconds == 60
+        assert srv.process.stop(timeout=10) == 0, srv.process.log_text()
