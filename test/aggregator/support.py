@@ -5,6 +5,7 @@ histogram_quantile)."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -46,7 +47,15 @@ class Aggregator:
         self.process.start()
         for port in (self.grpc_port, self.http_port, self.api_port):
             self.process.wait_for_port(port, timeout=60)
+        self.wait_ready()
         return self
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.get("/readyz").status_code != 200:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not ready: {self.get('/readyz').text}\n{self.process.log_text()[-3000:]}")
+            time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
         self.process.stop()
