@@ -102,10 +102,10 @@ impl QuantileCandidate for QuantileSketch {
 fn quantile_series(q: &QuantileSketch) -> SeriesSketch {
     SeriesSketch::from_fields([(
         FieldKey::plain(Field::TtftSeconds),
-        FieldSketch::Distribution(DistributionSketch {
+        FieldSketch::Distribution(Box::new(DistributionSketch {
             samples: q.clone(),
             buckets: Default::default(),
-        }),
+        })),
     )])
 }
 
@@ -231,6 +231,163 @@ fn quantile_row<C: QuantileCandidate>(samples: &[f64], sorted: &[f64]) {
     );
 }
 
+/// Heap and wire size of typical one-minute series of each kind.
+fn memory_report() {
+    let point = |field: FieldKey, value: Value| Point {
+        field,
+        time_unix_nano: 1,
+        value,
+    };
+    let samples = lognormal_samples(10_000);
+    let lifecycle = |requests: usize| {
+        let mut s = SeriesSketch::default();
+        for (n, v) in samples.iter().take(requests).enumerate() {
+            for (field, scale) in [
+                (Field::TtftSeconds, 1.0),
+                (Field::TpotSeconds, 0.1),
+                (Field::E2eSeconds, 20.0),
+                (Field::QueueSeconds, 0.01),
+            ] {
+                s.record(&point(FieldKey::plain(field), Value::Sample(v * scale)));
+            }
+            for field in [
+                Field::Requests,
+                Field::Errors,
+                Field::InputTokens,
+                Field::OutputTokens,
+                Field::PrefixCacheQueries,
+                Field::PrefixCacheHits,
+            ] {
+                s.record(&point(FieldKey::plain(field), Value::Counter(n as f64)));
+            }
+            s.record(&point(
+                FieldKey::plain(Field::QueueDepth),
+                Value::Gauge((n % 9) as f64),
+            ));
+            s.record(&point(
+                FieldKey::plain(Field::RunningRequests),
+                Value::Gauge((n % 5) as f64),
+            ));
+        }
+        s
+    };
+    let prefix = |distinct: u64, total: u64| {
+        let mut s = SeriesSketch::default();
+        for i in 0..total {
+            s.record(&point(
+                FieldKey::plain(Field::PrefixHashes),
+                Value::PrefixHash(i % distinct),
+            ));
+        }
+        s
+    };
+    let capacity = {
+        let mut s = SeriesSketch::default();
+        for sku in ["H100", "A100", "L40S"] {
+            for field in [Field::Gpus, Field::GpusAllocated, Field::GpuUtilization] {
+                for v in 0..4 {
+                    s.record(&point(
+                        FieldKey::with_dim(field, "sku", sku),
+                        Value::Gauge(f64::from(v)),
+                    ));
+                }
+            }
+        }
+        for tier in ["gpu", "cpu"] {
+            s.record(&point(
+                FieldKey::with_dim(Field::KvCacheUtilization, "tier", tier),
+                Value::Gauge(0.5),
+            ));
+        }
+        s.record(&point(
+            FieldKey::plain(Field::ReplicasActive),
+            Value::Gauge(4.0),
+        ));
+        s
+    };
+    let cold_start = {
+        let mut s = SeriesSketch::default();
+        for phase in ["schedule", "pull", "load", "warmup"] {
+            for v in &samples[..20] {
+                s.record(&point(
+                    FieldKey::with_dim(Field::PhaseSeconds, "phase", phase),
+                    Value::Sample(v * 30.0),
+                ));
+            }
+        }
+        s.record(&point(
+            FieldKey::plain(Field::LaunchAttempts),
+            Value::Counter(3.0),
+        ));
+        s.record(&point(
+            FieldKey::plain(Field::LaunchSuccesses),
+            Value::Counter(3.0),
+        ));
+        s
+    };
+    let histogram_lifecycle = {
+        let mut s = SeriesSketch::default();
+        let bounds = vec![
+            0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5,
+            10.0, 20.0, 40.0, 80.0,
+        ];
+        for field in [
+            Field::TtftSeconds,
+            Field::TpotSeconds,
+            Field::E2eSeconds,
+            Field::QueueSeconds,
+        ] {
+            s.record(&point(
+                FieldKey::plain(field),
+                Value::Histogram(signal_aggregator::signal::HistogramDelta {
+                    counts: (0..=bounds.len() as u64).collect(),
+                    bounds: bounds.clone(),
+                    sum: 1.0,
+                    count: 190,
+                }),
+            ));
+        }
+        s
+    };
+    println!("\n## Memory of typical one-minute series\n");
+    println!(
+        "| series | heap_bytes while recording | heap_bytes after shrink_to_fit (as sketch_batch returns) | encoded |"
+    );
+    println!("|---|---|---|---|");
+    for (name, s) in [
+        ("RequestLifecycle, 10 requests (spans)", lifecycle(10)),
+        ("RequestLifecycle, 1,000 requests (spans)", lifecycle(1_000)),
+        (
+            "RequestLifecycle, 10,000 requests (spans)",
+            lifecycle(10_000),
+        ),
+        (
+            "RequestLifecycle from vLLM histograms (4 x 20 buckets)",
+            histogram_lifecycle,
+        ),
+        ("PrefixHash, 50 distinct / 500 total", prefix(50, 500)),
+        (
+            "PrefixHash, 1,000 distinct / 10,000 total",
+            prefix(1_000, 10_000),
+        ),
+        (
+            "PrefixHash, 100,000 distinct / 200,000 total",
+            prefix(100_000, 200_000),
+        ),
+        ("Capacity, 3 SKUs x 3 gauges + KV tiers", capacity),
+        ("ColdStart, 4 phases x 20 samples", cold_start),
+    ] {
+        let grown = s.heap_bytes();
+        let mut s = s;
+        s.shrink_to_fit();
+        println!(
+            "| {name} | {grown} B | {} B | {} B |",
+            s.heap_bytes(),
+            s.encode().len()
+        );
+    }
+}
+
 fn accuracy_report() {
     let samples = lognormal_samples(1_000_000);
     let mut sorted = samples.clone();
@@ -272,7 +429,7 @@ fn accuracy_report() {
     hll_row(
         "built-in HLL p=14 (sparse p'=25)",
         &items,
-        || PrefixSketch::default(),
+        PrefixSketch::default,
         |s, i| s.add(i),
         |a, b| a.merge(b),
         |s| s.distinct(),
@@ -626,6 +783,7 @@ criterion_group! {
 
 fn main() {
     accuracy_report();
+    memory_report();
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -7,6 +7,7 @@
 
 use super::SketchError;
 use super::codec::{Reader, Writer, corrupt};
+use super::prefix::rehash;
 
 /// Heavy-hitter slots. Any hash with more than `total / (CAPACITY + 1)`
 /// occurrences (0.78 %) is guaranteed to be kept, through any merge tree.
@@ -70,23 +71,23 @@ pub struct HeavyHitter {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FrequencySketch {
     total: u64,
-    /// Sorted by hash; `(item hash, sketch hash, count)`.
-    heavy: Vec<(u64, u64, u64)>,
+    /// Sorted by item; `(item, count)`.
+    heavy: Vec<(u64, u64)>,
     /// Present once the heavy-hitter table has overflowed.
     count_min: Option<CountMin>,
 }
 
 impl FrequencySketch {
-    /// `item` is the prefix hash as sent; `hashed` its fixed-seed rehash.
+    /// `item` is the prefix hash as sent; `hashed` is `rehash(item)`.
     pub fn add(&mut self, item: u64, hashed: u64, count: u64) {
         self.total = self.total.saturating_add(count);
         if let Some(cms) = &mut self.count_min {
             cms.add(hashed, count);
         }
         match self.heavy.binary_search_by_key(&item, |e| e.0) {
-            Ok(at) => self.heavy[at].2 = self.heavy[at].2.saturating_add(count),
+            Ok(at) => self.heavy[at].1 = self.heavy[at].1.saturating_add(count),
             Err(at) => {
-                self.heavy.insert(at, (item, hashed, count));
+                self.heavy.insert(at, (item, count));
                 if self.heavy.len() > HEAVY_HITTER_CAPACITY {
                     self.promote();
                     self.shrink_heavy();
@@ -99,8 +100,8 @@ impl FrequencySketch {
     fn promote(&mut self) {
         if self.count_min.is_none() {
             let mut cms = CountMin::new();
-            for &(_, hashed, count) in &self.heavy {
-                cms.add(hashed, count);
+            for &(item, count) in &self.heavy {
+                cms.add(rehash(item), count);
             }
             self.count_min = Some(cms);
         }
@@ -112,17 +113,17 @@ impl FrequencySketch {
         if self.heavy.len() <= HEAVY_HITTER_CAPACITY {
             return;
         }
-        let mut counts: Vec<u64> = self.heavy.iter().map(|e| e.2).collect();
+        let mut counts: Vec<u64> = self.heavy.iter().map(|e| e.1).collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
         let cut = counts[HEAVY_HITTER_CAPACITY];
         self.heavy.retain_mut(|e| {
-            e.2 -= cut;
-            e.2 > 0
+            e.1 -= cut;
+            e.1 > 0
         });
         // Ties at the cut can leave more than CAPACITY; drop the smallest.
         while self.heavy.len() > HEAVY_HITTER_CAPACITY {
             if let Some(at) =
-                (0..self.heavy.len()).min_by_key(|&i| (self.heavy[i].2, self.heavy[i].0))
+                (0..self.heavy.len()).min_by_key(|&i| (self.heavy[i].1, self.heavy[i].0))
             {
                 self.heavy.remove(at);
             }
@@ -136,8 +137,8 @@ impl FrequencySketch {
             match &other.count_min {
                 Some(theirs) => cms.merge(theirs),
                 None => {
-                    for &(_, hashed, count) in &other.heavy {
-                        cms.add(hashed, count);
+                    for &(item, count) in &other.heavy {
+                        cms.add(rehash(item), count);
                     }
                 }
             }
@@ -148,7 +149,7 @@ impl FrequencySketch {
         loop {
             match (a.peek(), b.peek()) {
                 (Some(x), Some(y)) if x.0 == y.0 => {
-                    merged.push((x.0, x.1, x.2.saturating_add(y.2)));
+                    merged.push((x.0, x.1.saturating_add(y.1)));
                     a.next();
                     b.next();
                 }
@@ -184,7 +185,7 @@ impl FrequencySketch {
             None => self
                 .heavy
                 .binary_search_by_key(&item, |e| e.0)
-                .map(|at| self.heavy[at].2)
+                .map(|at| self.heavy[at].1)
                 .unwrap_or(0),
         }
     }
@@ -196,10 +197,10 @@ impl FrequencySketch {
         let mut items: Vec<HeavyHitter> = self
             .heavy
             .iter()
-            .map(|&(hash, hashed, count)| HeavyHitter {
+            .map(|&(hash, count)| HeavyHitter {
                 hash,
                 count: match &self.count_min {
-                    Some(cms) => cms.estimate(hashed).max(count),
+                    Some(cms) => cms.estimate(rehash(hash)).max(count),
                     None => count,
                 },
             })
@@ -209,15 +210,19 @@ impl FrequencySketch {
         items
     }
 
+    pub fn shrink_to_fit(&mut self) {
+        self.heavy.shrink_to_fit();
+    }
+
     pub fn heap_bytes(&self) -> usize {
-        self.heavy.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+        self.heavy.capacity() * std::mem::size_of::<(u64, u64)>()
             + self.count_min.as_ref().map_or(0, |c| c.counters.len() * 4)
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
         w.varint(self.total);
         w.varint(self.heavy.len() as u64);
-        for &(item, _, count) in &self.heavy {
+        for &(item, count) in &self.heavy {
             w.u64_fixed(item);
             w.varint(count);
         }
@@ -232,12 +237,9 @@ impl FrequencySketch {
         }
     }
 
-    pub(crate) fn decode(
-        r: &mut Reader<'_>,
-        rehash: impl Fn(u64) -> u64,
-    ) -> Result<Self, SketchError> {
+    pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
         let total = r.varint()?;
-        let len = r.len(9)?;
+        let len = r.len(9)?; // 8-byte item + 1-byte varint count
         if len > HEAVY_HITTER_CAPACITY {
             return Err(corrupt("more heavy hitters than the table holds"));
         }
@@ -245,10 +247,10 @@ impl FrequencySketch {
         for _ in 0..len {
             let item = r.u64_fixed()?;
             let count = r.varint()?;
-            if heavy.last().is_some_and(|e: &(u64, u64, u64)| e.0 >= item) {
+            if heavy.last().is_some_and(|e: &(u64, u64)| e.0 >= item) {
                 return Err(corrupt("heavy hitters not sorted by hash"));
             }
-            heavy.push((item, rehash(item), count));
+            heavy.push((item, count));
         }
         let count_min = match r.u8()? {
             0 => None,

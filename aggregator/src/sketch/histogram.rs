@@ -274,6 +274,10 @@ impl HistogramSketch {
         (!v.is_nan()).then_some(v)
     }
 
+    pub fn shrink_to_fit(&mut self) {
+        self.layouts.shrink_to_fit();
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.layouts.capacity() * std::mem::size_of::<BucketVector>()
             + self

@@ -204,6 +204,12 @@ impl HyperLogLog {
         alpha_inf * m * m / z
     }
 
+    pub fn shrink_to_fit(&mut self) {
+        if let Registers::Sparse(entries) = &mut self.registers {
+            entries.shrink_to_fit();
+        }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         match &self.registers {
             Registers::Sparse(entries) => entries.capacity() * 4,

@@ -133,7 +133,9 @@ impl DistributionSketch {
 /// The sketch behind one field; which one follows from the values it received.
 #[derive(Clone, Debug, PartialEq)]
 pub enum FieldSketch {
-    Distribution(DistributionSketch),
+    /// Boxed: it is the largest variant by far, and unboxed it would size
+    /// every counter and gauge slot of a series like itself.
+    Distribution(Box<DistributionSketch>),
     Counter(CounterSketch),
     Gauge(GaugeSketch),
     Prefix(PrefixSketch),
@@ -142,9 +144,7 @@ pub enum FieldSketch {
 impl FieldSketch {
     fn for_value(value: &Value) -> FieldSketch {
         match value {
-            Value::Sample(_) | Value::Histogram(_) => {
-                FieldSketch::Distribution(DistributionSketch::default())
-            }
+            Value::Sample(_) | Value::Histogram(_) => FieldSketch::Distribution(Box::default()),
             Value::Counter(_) => FieldSketch::Counter(CounterSketch::default()),
             Value::Gauge(_) => FieldSketch::Gauge(GaugeSketch::default()),
             Value::PrefixHash(_) => FieldSketch::Prefix(PrefixSketch::default()),
@@ -244,9 +244,24 @@ impl FieldSketch {
 
     pub fn heap_bytes(&self) -> usize {
         match self {
-            FieldSketch::Distribution(d) => d.samples.heap_bytes() + d.buckets.heap_bytes(),
+            FieldSketch::Distribution(d) => {
+                std::mem::size_of::<DistributionSketch>()
+                    + d.samples.heap_bytes()
+                    + d.buckets.heap_bytes()
+            }
             FieldSketch::Counter(_) | FieldSketch::Gauge(_) => 0,
             FieldSketch::Prefix(p) => p.heap_bytes(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            FieldSketch::Distribution(d) => {
+                d.samples.shrink_to_fit();
+                d.buckets.shrink_to_fit();
+            }
+            FieldSketch::Counter(_) | FieldSketch::Gauge(_) => {}
+            FieldSketch::Prefix(p) => p.shrink_to_fit(),
         }
     }
 
@@ -265,10 +280,10 @@ impl FieldSketch {
 
     fn decode(r: &mut Reader<'_>) -> Result<FieldSketch, SketchError> {
         Ok(match r.u8()? {
-            1 => FieldSketch::Distribution(DistributionSketch {
+            1 => FieldSketch::Distribution(Box::new(DistributionSketch {
                 samples: QuantileSketch::decode(r)?,
                 buckets: HistogramSketch::decode(r)?,
-            }),
+            })),
             2 => FieldSketch::Counter(CounterSketch::decode(r)?),
             3 => FieldSketch::Gauge(GaugeSketch::decode(r)?),
             4 => FieldSketch::Prefix(PrefixSketch::decode(r)?),
@@ -333,7 +348,10 @@ impl SeriesSketch {
         self.rejected_points = self.rejected_points.saturating_add(other.rejected_points);
         for (key, theirs) in &other.fields {
             match self.slot(key) {
-                Err(at) => self.fields.insert(at, (key.clone(), theirs.clone())),
+                Err(at) => {
+                    self.fields.reserve_exact(1);
+                    self.fields.insert(at, (key.clone(), theirs.clone()));
+                }
                 Ok(at) => {
                     let mine = &mut self.fields[at].1;
                     if !mine.merge(theirs) {
@@ -448,6 +466,16 @@ impl SeriesSketch {
         self.field(&FieldKey::plain(field))?.as_prefix()
     }
 
+    /// Releases growth slack (sketches grow geometrically while recording).
+    /// [`sketch_batch`] calls it on what it returns; long-lived sketches in
+    /// a store should call it after merging into them.
+    pub fn shrink_to_fit(&mut self) {
+        self.fields.shrink_to_fit();
+        for (_, sketch) in &mut self.fields {
+            sketch.shrink_to_fit();
+        }
+    }
+
     /// Points refused by [`Self::record`] or dropped by a type-conflicting merge.
     pub fn rejected_points(&self) -> u64 {
         self.rejected_points
@@ -511,18 +539,28 @@ pub fn sketch_batch_at(batch: &SignalBatch, now_unix_secs: u64) -> Vec<WindowedS
     let mut slots: BTreeMap<(&SeriesKey, Window), usize> = BTreeMap::new();
     let mut out: Vec<WindowedSketch> = Vec::new();
     for series in &batch.series {
+        // Points of one series almost always share a minute: skip the map
+        // lookup (three string comparisons per level) while they do.
+        let mut last: Option<(Window, usize)> = None;
         for point in &series.points {
             let window = point_window(point.time_unix_nano, now_unix_secs);
-            let at = *slots.entry((&series.key, window)).or_insert_with(|| {
-                out.push(WindowedSketch {
-                    key: series.key.clone(),
-                    window,
-                    sketch: SeriesSketch::default(),
-                });
-                out.len() - 1
-            });
+            let at = match last {
+                Some((w, at)) if w == window => at,
+                _ => *slots.entry((&series.key, window)).or_insert_with(|| {
+                    out.push(WindowedSketch {
+                        key: series.key.clone(),
+                        window,
+                        sketch: SeriesSketch::default(),
+                    });
+                    out.len() - 1
+                }),
+            };
+            last = Some((window, at));
             out[at].sketch.record(point);
         }
+    }
+    for windowed in &mut out {
+        windowed.sketch.shrink_to_fit();
     }
     out
 }

@@ -137,6 +137,11 @@ impl PrefixSketch {
         self.distinct.heap_bytes() + self.frequency.heap_bytes()
     }
 
+    pub fn shrink_to_fit(&mut self) {
+        self.distinct.shrink_to_fit();
+        self.frequency.shrink_to_fit();
+    }
+
     pub(crate) fn encode(&self, w: &mut Writer) {
         self.distinct.encode(w);
         self.frequency.encode(w);
@@ -145,7 +150,7 @@ impl PrefixSketch {
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
         Ok(PrefixSketch {
             distinct: HyperLogLog::decode(r)?,
-            frequency: FrequencySketch::decode(r, rehash)?,
+            frequency: FrequencySketch::decode(r)?,
         })
     }
 }

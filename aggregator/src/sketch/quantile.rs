@@ -111,6 +111,10 @@ impl BucketStore {
         self.counts.capacity() * std::mem::size_of::<u64>()
     }
 
+    fn shrink_to_fit(&mut self) {
+        self.counts.shrink_to_fit();
+    }
+
     fn encode(&self, w: &mut Writer) {
         w.zigzag(i64::from(self.offset));
         w.varint(self.counts.len() as u64);
@@ -276,6 +280,11 @@ impl QuantileSketch {
 
     pub fn heap_bytes(&self) -> usize {
         self.positive.heap_bytes() + self.negative.heap_bytes()
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.positive.shrink_to_fit();
+        self.negative.shrink_to_fit();
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
