@@ -333,3 +333,71 @@ fn contract_violations_are_rejected_with_reasons() {
         "messages never echo values"
     );
 }
+
+#[test]
+fn one_vantage_per_field_so_requests_are_not_counted_twice() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let model = "meta-llama/Llama-3.1-8B-Instruct";
+    let resource =
+        |engine: &str| agent_resource("team-a", "us-east-1", engine, &format!("{engine}-0"));
+    let gateway_span = || {
+        chat_span(vec![
+            s("gen_ai.operation.name", "chat"),
+            s("gen_ai.provider.name", "openai"),
+            s("gen_ai.request.model", model),
+            i("gen_ai.usage.input_tokens", 100),
+            f("gen_ai.response.time_to_first_chunk", 0.3),
+        ])
+    };
+    // Only the gateway reports: its spans own every field.
+    let alone = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("gateway"), vec![gateway_span()]),
+    );
+    assert_eq!(plain_total(&alone.batch, RL, Field::Requests), 1.0);
+
+    // The engine's metrics arrive (fresh process: counted in full) and take over
+    // the fields they carry.
+    let fresh = T0 - 10 * SEC;
+    let engine = metrics_request(
+        resource("vllm"),
+        vec![
+            counter(
+                "vllm:request_success_total",
+                vec![number(
+                    vec![s("model_name", model), s("finished_reason", "stop")],
+                    fresh,
+                    T0,
+                    5.0,
+                )],
+            ),
+            counter(
+                "vllm:prompt_tokens_total",
+                vec![number(vec![s("model_name", model)], fresh, T0, 700.0)],
+            ),
+        ],
+    );
+    let out = normalizer.metrics(&Origin::default(), &engine);
+    assert_eq!(plain_total(&out.batch, RL, Field::Requests), 5.0);
+
+    // The router's and the gateway's counts of the same requests are now dropped;
+    // fields the engine does not report (TTFT samples here) still flow from spans.
+    let router = metrics_request(
+        resource("epp"),
+        vec![delta_counter(
+            "llm_d_epp_request_total",
+            vec![number(vec![s("model_name", model)], T0, T1, 5.0)],
+        )],
+    );
+    let router_out = normalizer.metrics(&Origin::default(), &router);
+    assert_eq!(router_out.batch.point_count(), 0);
+    assert_eq!(router_out.dropped, vec![("outranked_source", 1)]);
+    let spans = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("gateway"), vec![gateway_span()]),
+    );
+    assert_eq!(plain_total(&spans.batch, RL, Field::Requests), 0.0);
+    assert_eq!(plain_total(&spans.batch, RL, Field::InputTokens), 0.0);
+    assert_eq!(samples(&spans.batch, RL, Field::TtftSeconds), vec![0.3]);
+    assert_eq!(spans.dropped, vec![("outranked_source", 1)]);
+}

@@ -5,6 +5,7 @@
 
 use super::attrs::{PrehashedMap, mix, xxh3};
 use super::cardinality::CardinalityLimiter;
+use super::precedence::{Precedence, Vantage};
 use crate::signal::{FieldKey, Point, SeriesKey, SeriesPoints, SignalBatch, SignalKind, Value};
 
 /// The identity of the points being pushed: borrowed from the request.
@@ -45,26 +46,47 @@ enum Slot {
     Refused(SeriesKey),
 }
 
+/// What became of a pushed point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Kept,
+    /// The series is over the tenant's budget.
+    SeriesLimit,
+    /// A higher-ranked vantage owns this RequestLifecycle field.
+    Outranked,
+}
+
 pub(crate) struct BatchBuilder<'l> {
     series: Vec<SeriesPoints>,
     slots: Vec<Slot>,
     index: PrehashedMap<usize>,
     limiter: &'l CardinalityLimiter,
+    precedence: &'l Precedence,
+    /// Precedence answers already obtained in this request.
+    allowed: PrehashedMap<bool>,
+    /// Where the points being pushed were observed.
+    pub vantage: Vantage,
     now_secs: u64,
 }
 
 impl<'l> BatchBuilder<'l> {
-    pub(crate) fn new(limiter: &'l CardinalityLimiter, now_secs: u64) -> Self {
+    pub(crate) fn new(
+        limiter: &'l CardinalityLimiter,
+        precedence: &'l Precedence,
+        now_secs: u64,
+    ) -> Self {
         BatchBuilder {
             series: Vec::new(),
             slots: Vec::new(),
             index: PrehashedMap::default(),
             limiter,
+            precedence,
+            allowed: PrehashedMap::default(),
+            vantage: Vantage::EngineMetrics,
             now_secs,
         }
     }
 
-    /// Adds a point; `false` when its series is over the tenant's budget.
     pub(crate) fn push(
         &mut self,
         ctx: &SeriesCtx<'_>,
@@ -72,22 +94,38 @@ impl<'l> BatchBuilder<'l> {
         field: FieldKey,
         time_unix_nano: u64,
         value: Value,
-    ) -> bool {
-        match self.slot(ctx, kind) {
+    ) -> Pushed {
+        let key_hash = mix(ctx.hash, kind as u64 + 1);
+        if kind == SignalKind::RequestLifecycle && !self.owns(key_hash, &field) {
+            return Pushed::Outranked;
+        }
+        match self.slot(ctx, kind, key_hash) {
             Some(i) => {
                 self.series[i].points.push(Point {
                     field,
                     time_unix_nano,
                     value,
                 });
-                true
+                Pushed::Kept
             }
-            None => false,
+            None => Pushed::SeriesLimit,
         }
     }
 
-    fn slot(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind) -> Option<usize> {
-        let key_hash = mix(ctx.hash, kind as u64 + 1);
+    fn owns(&mut self, key_hash: u64, field: &FieldKey) -> bool {
+        let field_key = mix(key_hash, field.field as u64);
+        let cache_key = mix(field_key, self.vantage as u64);
+        if let Some(&allowed) = self.allowed.get(&cache_key) {
+            return allowed;
+        }
+        let allowed = self
+            .precedence
+            .allow(field_key, self.vantage, self.now_secs);
+        self.allowed.insert(cache_key, allowed);
+        allowed
+    }
+
+    fn slot(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind, key_hash: u64) -> Option<usize> {
         if let Some(&slot) = self.index.get(&key_hash) {
             match &self.slots[slot] {
                 Slot::Kept(i) if ctx.matches(&self.series[*i].key, kind) => return Some(*i),

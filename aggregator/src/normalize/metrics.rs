@@ -10,10 +10,11 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::attrs::{attribute_set_hash, f64_attr, mix, str_attr, xxh3};
 use super::bounded::{self, COLDSTART_PHASES, CONTEXT_BUCKETS, KV_TIERS, MESH_FAILURE_REASONS};
-use super::builder::{BatchBuilder, SeriesCtx};
+use super::builder::{BatchBuilder, Pushed, SeriesCtx};
 use super::cumulative::Delta;
 use super::identity::{ResourceIdentity, resource_identity};
-use super::sources::{Present, Route, classify, route};
+use super::precedence::Vantage;
+use super::sources::{Present, Route, Source, classify, route};
 use super::tally::Tally;
 use super::{NO_MODEL, Normalized, Normalizer};
 use crate::signal::{
@@ -118,7 +119,7 @@ pub(crate) fn normalize(
 ) -> Normalized {
     let mut pass = Pass {
         normalizer,
-        builder: BatchBuilder::new(&normalizer.limiter, now_secs),
+        builder: BatchBuilder::new(&normalizer.limiter, &normalizer.precedence, now_secs),
         tally: Tally::default(),
         now_secs,
         now_nanos,
@@ -163,7 +164,11 @@ fn data_point_count(metric: &Metric) -> u64 {
 impl Pass<'_> {
     fn metric(&mut self, identity: &ResourceIdentity<'_>, present: Present, metric: &Metric) {
         let count = data_point_count(metric);
-        let mut route = classify(&metric.name).and_then(|(source, name)| route(source, name));
+        let classified = classify(&metric.name);
+        if let Some((source, _)) = classified {
+            self.builder.vantage = vantage(source);
+        }
+        let mut route = classified.and_then(|(source, name)| route(source, name));
         if let Some(Route::Superseded { by, route: inner }) = route {
             if present.has(by) {
                 self.tally.accepted += count;
@@ -369,7 +374,8 @@ impl Pass<'_> {
             builder: &mut self.builder,
             ctx,
             time,
-            kept: true,
+            series_limited: false,
+            outranked: false,
         };
         match route {
             Route::Field {
@@ -451,8 +457,9 @@ impl Pass<'_> {
                 // A controller reporting one duration per launch as a gauge: each reading is a sample.
                 let measure = match measure {
                     Measure::Gauge(seconds) => {
-                        let kept = out.sample(SignalKind::ColdStart, key, seconds * scale);
-                        return finish(self, kept);
+                        out.push(SignalKind::ColdStart, key, Value::Sample(seconds * scale));
+                        let outcome = out.outcome();
+                        return finish(self, outcome);
                     }
                     other => other,
                 };
@@ -545,15 +552,23 @@ impl Pass<'_> {
             }
             Route::Superseded { .. } => {}
         }
-        let kept = out.kept;
-        finish(self, kept);
+        let outcome = out.outcome();
+        finish(self, outcome);
     }
 }
 
-fn finish(pass: &mut Pass<'_>, kept: bool) {
+/// Counts one data point: accepted, and why some of its points were not kept.
+fn finish(pass: &mut Pass<'_>, (series_limited, outranked): (bool, bool)) {
     pass.tally.accepted += 1;
-    if !kept {
-        pass.tally.drop("series_limit", 1);
+    pass.tally.drop("series_limit", u64::from(series_limited));
+    pass.tally.drop("outranked_source", u64::from(outranked));
+}
+
+fn vantage(source: Source) -> Vantage {
+    match source {
+        Source::Epp { .. } => Vantage::RouterMetrics,
+        Source::GenAi => Vantage::GenAiMetrics,
+        _ => Vantage::EngineMetrics,
     }
 }
 
@@ -598,12 +613,17 @@ struct Emitter<'b, 'n, 'c> {
     builder: &'b mut BatchBuilder<'n>,
     ctx: SeriesCtx<'c>,
     time: u64,
-    kept: bool,
+    series_limited: bool,
+    outranked: bool,
 }
 
 impl Emitter<'_, '_, '_> {
     fn push(&mut self, kind: SignalKind, key: FieldKey, value: Value) {
-        self.kept &= self.builder.push(&self.ctx, kind, key, self.time, value);
+        match self.builder.push(&self.ctx, kind, key, self.time, value) {
+            Pushed::Kept => {}
+            Pushed::SeriesLimit => self.series_limited = true,
+            Pushed::Outranked => self.outranked = true,
+        }
     }
 
     fn counter(&mut self, kind: SignalKind, key: FieldKey, n: f64) {
@@ -612,9 +632,8 @@ impl Emitter<'_, '_, '_> {
         }
     }
 
-    fn sample(&mut self, kind: SignalKind, key: FieldKey, value: f64) -> bool {
-        self.push(kind, key, Value::Sample(value));
-        self.kept
+    fn outcome(&self) -> (bool, bool) {
+        (self.series_limited, self.outranked)
     }
 
     /// A histogram's sum (or a counter) as a total.

@@ -19,6 +19,7 @@ mod cardinality;
 mod cumulative;
 mod identity;
 mod metrics;
+mod precedence;
 mod sources;
 mod spans;
 mod tally;
@@ -51,6 +52,10 @@ pub struct NormalizeConfig {
     /// start time is at most this long before the point (it started
     /// recently); otherwise its first point only primes state.
     pub fresh_series_window: Duration,
+    /// How long a vantage (engine metrics > router metrics > GenAI metrics >
+    /// engine spans > gateway spans) keeps owning a RequestLifecycle field
+    /// after its last point; lower vantages' points for it are dropped.
+    pub source_precedence_window: Duration,
 }
 
 impl Default for NormalizeConfig {
@@ -60,6 +65,7 @@ impl Default for NormalizeConfig {
             max_cumulative_series: 1_000_000,
             state_ttl: Duration::from_secs(15 * 60),
             fresh_series_window: Duration::from_secs(60),
+            source_precedence_window: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -78,7 +84,9 @@ pub struct Normalized {
     /// Valid items (counted in `accepted`) whose points were not all kept, by
     /// reason: `series_limit` (tenant over its series budget),
     /// `duplicate_point` (a cumulative point not newer than the last),
-    /// `cumulative_state_full`, `superseded_metric_name` (a deprecated name
+    /// `cumulative_state_full`, `outranked_source` (a RequestLifecycle field
+    /// owned by a higher-ranked vantage, e.g. gateway spans while the engine's
+    /// metrics flow), `superseded_metric_name` (a deprecated name
     /// emitted next to its replacement), `unsupported_metric_type`
     /// (exponential histograms, summaries).
     pub dropped: Vec<(&'static str, u64)>,
@@ -87,6 +95,7 @@ pub struct Normalized {
 pub struct Normalizer {
     cumulative: cumulative::CumulativeState,
     limiter: cardinality::CardinalityLimiter,
+    precedence: precedence::Precedence,
 }
 
 impl Normalizer {
@@ -100,6 +109,10 @@ impl Normalizer {
             limiter: cardinality::CardinalityLimiter::new(
                 config.max_series_per_tenant,
                 config.state_ttl,
+            ),
+            precedence: precedence::Precedence::new(
+                config.source_precedence_window,
+                config.max_cumulative_series,
             ),
         }
     }

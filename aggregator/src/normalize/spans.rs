@@ -10,8 +10,9 @@ use opentelemetry_proto::tonic::trace::v1::{Span, status};
 
 use super::attrs::{as_f64, as_str, value_of};
 use super::bounded;
-use super::builder::{BatchBuilder, SeriesCtx};
+use super::builder::{BatchBuilder, Pushed, SeriesCtx};
 use super::identity::{ResourceIdentity, resource_identity};
+use super::precedence::Vantage;
 use super::tally::Tally;
 use super::{NO_MODEL, Normalized, Normalizer};
 use crate::signal::{Field, FieldKey, Origin, SignalKind, Value};
@@ -34,6 +35,8 @@ struct SpanAttrs<'a> {
     response_model: Option<&'a str>,
     operation: Option<&'a str>,
     genai: bool,
+    /// Client/gateway spans name a provider; engine spans do not.
+    provider: bool,
     input_tokens: Option<f64>,
     output_tokens: Option<f64>,
     cache_read_tokens: Option<f64>,
@@ -57,7 +60,7 @@ impl<'a> SpanAttrs<'a> {
                 "gen_ai.request.model" => a.request_model = value().and_then(as_str),
                 "gen_ai.response.model" => a.response_model = value().and_then(as_str),
                 "gen_ai.operation.name" => a.operation = value().and_then(as_str),
-                "gen_ai.provider.name" | "gen_ai.system" => a.genai = true,
+                "gen_ai.provider.name" | "gen_ai.system" => a.provider = true,
                 "gen_ai.usage.input_tokens" | "gen_ai.usage.prompt_tokens" => {
                     a.input_tokens = number()
                 }
@@ -78,7 +81,8 @@ impl<'a> SpanAttrs<'a> {
                 _ => {}
             }
         }
-        a.genai |= a.request_model.is_some()
+        a.genai |= a.provider
+            || a.request_model.is_some()
             || a.response_model.is_some()
             || a.input_tokens.is_some()
             || a.output_tokens.is_some()
@@ -94,7 +98,7 @@ pub(crate) fn normalize(
     now_secs: u64,
     now_nanos: u64,
 ) -> Normalized {
-    let mut builder = BatchBuilder::new(&normalizer.limiter, now_secs);
+    let mut builder = BatchBuilder::new(&normalizer.limiter, &normalizer.precedence, now_secs);
     let mut tally = Tally::default();
     let mut hashes = Vec::new();
     for resource_spans in &request.resource_spans {
@@ -113,10 +117,10 @@ pub(crate) fn normalize(
         };
         for span in spans() {
             match span_points(&identity, span, &mut builder, &mut hashes, now_nanos) {
-                Ok(true) => tally.accepted += 1,
-                Ok(false) => {
+                Ok((series_limited, outranked)) => {
                     tally.accepted += 1;
-                    tally.drop("series_limit", 1);
+                    tally.drop("series_limit", u64::from(series_limited));
+                    tally.drop("outranked_source", u64::from(outranked));
                 }
                 Err(why) => tally.reject(1, why),
             }
@@ -175,14 +179,14 @@ fn collect_hashes(attrs: &SpanAttrs<'_>, out: &mut Vec<u64>) -> Result<(), &'sta
     Ok(())
 }
 
-/// `Ok(false)` when a point was refused by the tenant's series budget.
+/// `Ok((series_limited, outranked))`: whether some points were not kept.
 fn span_points(
     identity: &ResourceIdentity<'_>,
     span: &Span,
     builder: &mut BatchBuilder<'_>,
     hashes: &mut Vec<u64>,
     now_nanos: u64,
-) -> Result<bool, &'static str> {
+) -> Result<(bool, bool), &'static str> {
     let attrs = SpanAttrs::read(span);
     let (lifecycle, prefix) = wanted(attrs.signal)?;
     let weight = 1.0 / sample_rate(attrs.sample_rate)?;
@@ -205,9 +209,18 @@ fn span_points(
         (end, _) => end,
     };
     let ctx = SeriesCtx::new(identity.tenant, identity.cluster, model);
-    let mut kept = true;
+    builder.vantage = if attrs.provider {
+        Vantage::GatewaySpans
+    } else {
+        Vantage::EngineSpans
+    };
+    let (mut series_limited, mut outranked) = (false, false);
     let mut push =
-        |kind, field, value| kept &= builder.push(&ctx, kind, FieldKey::plain(field), time, value);
+        |kind, field, value| match builder.push(&ctx, kind, FieldKey::plain(field), time, value) {
+            Pushed::Kept => {}
+            Pushed::SeriesLimit => series_limited = true,
+            Pushed::Outranked => outranked = true,
+        };
     if lifecycle && is_request {
         let rl = SignalKind::RequestLifecycle;
         let failed = attrs.error_type
@@ -268,5 +281,5 @@ fn span_points(
             );
         }
     }
-    Ok(kept)
+    Ok((series_limited, outranked))
 }
