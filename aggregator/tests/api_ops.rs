@@ -210,3 +210,26 @@ async fn metrics_are_valid_prometheus_text_with_self_health_and_signal_gauges() 
         "fleet p50",
     );
 }
+
+#[tokio::test]
+async fn docs_api_md_covers_every_route_and_every_request_lifecycle_field() {
+    let doc_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/api.md");
+    let doc = std::fs::read_to_string(doc_path).expect("docs/api.md");
+    for route in ROUTES {
+        assert!(
+            doc.contains(&format!("GET {route}")),
+            "docs/api.md does not document {route}"
+        );
+    }
+    let sketch = SketchBuilder::new(key("team-a", "c1", "m1", RL), NOW - 60)
+        .counter(Field::Requests, 1.0)
+        .build();
+    let api = TestApi::start(vec![sketch]).await;
+    let body = api.ok("/v1/tenants/team-a/signals/RequestLifecycle").await;
+    for field in body["groups"][0].as_object().unwrap().keys() {
+        assert!(
+            doc.contains(&format!("`{field}`")),
+            "docs/api.md does not mention `{field}`"
+        );
+    }
+}
