@@ -15,6 +15,9 @@ use super::attrs::PrehashedMap;
 
 const SHARDS: usize = 16;
 
+/// Field digest → (owning vantage, last seen, unix seconds).
+type Owners = PrehashedMap<(Vantage, u64)>;
+
 /// Ordered: a higher vantage wins. Unsampled metric aggregates outrank
 /// spans, and the engine outranks the router, which outranks the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -27,7 +30,7 @@ pub(crate) enum Vantage {
 }
 
 pub(crate) struct Precedence {
-    shards: Box<[Mutex<PrehashedMap<(Vantage, u64)>>]>,
+    shards: Box<[Mutex<Owners>]>,
     window_secs: u64,
     per_shard_capacity: usize,
 }
