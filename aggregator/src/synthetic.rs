@@ -4,10 +4,10 @@
 //! seed and fleet shape produce byte-identical requests for the same clock
 //! readings. The payloads look like what a signals agent forwards:
 //!
-//! - spans as a gateway and vLLM's `llm_request` spans emit them (`gen_ai.*`
-//!   request/response model, provider, operation, usage tokens with current and
-//!   deprecated names, finish reasons, `gen_ai.latency.*`, a
-//!   `modelplane.prefix.hash`, `server.address`, `error.type` on failures);
+//! - spans as vLLM's `llm_request` spans look once the gateway has stamped a
+//!   prefix hash (`gen_ai.response.model`, request id and parameters, usage
+//!   tokens with current and deprecated names, finish reasons,
+//!   `gen_ai.latency.*`, `modelplane.prefix.hash`, `error.type` on failures);
 //! - metrics as the Collector's Prometheus receiver forwards vLLM's and SGLang's
 //!   `/metrics`: cumulative counters that keep growing from batch to batch,
 //!   gauges, and explicit-bucket histograms with the engines' bucket bounds.
@@ -382,11 +382,13 @@ impl SpanGenerator {
             FINISH_REASONS[rng.below(FINISH_REASONS.len() as u64) as usize]
         };
 
+        // vLLM's `llm_request` span: no provider or operation (those mark a
+        // gateway's client span), a request id the aggregator must not keep.
         let mut attributes = vec![
-            string_kv("gen_ai.operation.name", "chat"),
-            string_kv("gen_ai.provider.name", identity.engine.as_str()),
-            string_kv("gen_ai.request.model", identity.model.clone()),
             string_kv("gen_ai.response.model", identity.model.clone()),
+            string_kv("gen_ai.request.id", format!("cmpl-{:016x}", rng.next_u64())),
+            double_kv("gen_ai.request.temperature", 0.7),
+            int_kv("gen_ai.request.max_tokens", 2048),
             int_kv(input_key, input_tokens),
             int_kv(output_key, output_tokens),
             kv(
@@ -402,10 +404,6 @@ impl SpanGenerator {
             double_kv("gen_ai.latency.e2e", e2e),
             double_kv("gen_ai.latency.time_in_model_decode", e2e - ttft),
             int_kv("modelplane.prefix.hash", prefix as i64),
-            string_kv(
-                "server.address",
-                format!("{}.svc", identity.engine.as_str()),
-            ),
         ];
         let mut status = None;
         if failed {
@@ -871,7 +869,7 @@ mod tests {
             .collect();
         let attrs: usize = all.iter().map(|s| s.attributes.len()).sum();
         let mean = attrs as f64 / all.len() as f64;
-        assert!((13.0..14.0).contains(&mean), "mean attributes {mean}");
+        assert!((12.0..13.0).contains(&mean), "mean attributes {mean}");
         for span in &all {
             assert!(span.end_time_unix_nano <= NOW);
             assert!(span.start_time_unix_nano < span.end_time_unix_nano);
