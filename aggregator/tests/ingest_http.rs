@@ -536,3 +536,35 @@ async fn authenticator_refuses_with_401_and_sets_the_origin() {
     assert_eq!(recorded.len(), 1);
     assert_eq!(recorded[0].0.authenticated_cluster.as_deref(), Some("c1"));
 }
+
+/// A sender that stops mid-body must not keep its in-flight slot.
+#[tokio::test]
+async fn stalled_body_is_refused_and_frees_its_slot() {
+    let sink = RecordingSink::new(Behaviour::Accept);
+    let config = IngestConfig {
+        max_in_flight_requests: 1,
+        body_read_timeout: Duration::from_millis(200),
+        ..IngestConfig::default()
+    };
+    let running = start_http(Arc::clone(&sink), config).await;
+    let mut stream = tokio::net::TcpStream::connect(running.addr).await.unwrap();
+    let head = "POST /v1/metrics HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
+                Content-Length: 1000\r\n\r\n{\"resourceMetrics\":";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut response))
+        .await
+        .expect("the receiver answers a stalled body")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response[..n]).to_lowercase();
+    assert!(response.starts_with("http/1.1 503"), "{response}");
+    assert!(response.contains("retry-after: 1"), "{response}");
+    assert!(
+        response.contains("did not arrive within 0.2s"),
+        "{response}"
+    );
+    assert_eq!(running.rejected("metrics", "body_read_timeout"), 1);
+    let response = post(&running, "/v1/metrics", Some(JSON), None, b"{}".to_vec()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(sink.entered(), 1);
+}

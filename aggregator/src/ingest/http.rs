@@ -17,7 +17,7 @@ use prost::Message;
 use super::body::{ACCEPTED_CONTENT_CODINGS, ACCEPTED_CONTENT_TYPES, decode_request};
 use super::receiver::Receiver;
 use super::request::OtlpRequest;
-use super::{ContentCoding, PayloadFormat, Refusal};
+use super::{ContentCoding, PayloadFormat, Refusal, ThrottleCause};
 
 pub(crate) fn router(receiver: Arc<Receiver>) -> Router {
     Router::new()
@@ -82,9 +82,20 @@ async fn export<R: OtlpRequest>(
     if declared_length.is_some_and(|len| len > limit as u64) {
         return refuse(Refusal::TooLarge { limit });
     }
-    let bytes = match read_body(body, limit).await {
-        Ok(bytes) => bytes,
-        Err(refusal) => return refuse(refusal),
+    let config = receiver.config();
+    let bytes = match tokio::time::timeout(config.body_read_timeout, read_body(body, limit)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(refusal)) => return refuse(refusal),
+        Err(_) => {
+            return refuse(Refusal::Throttled {
+                retry_after: config.retry_after,
+                cause: ThrottleCause::BodyReadTimeout,
+                description: format!(
+                    "request body did not arrive within {}s",
+                    config.body_read_timeout.as_secs_f64()
+                ),
+            });
+        }
     };
     let request: R = match decode_request(&bytes, format, coding, limit) {
         Ok(request) => request,

@@ -18,7 +18,7 @@
 //! Accounting: the sink counts every item it was handed in `SelfMetrics`
 //! (ingested, rejected, dropped, refused as unavailable). Ingest counts only
 //! what it refuses before handing over, one per request, under `rejected`
-//! with reasons `in_flight_limit`, `too_large`, `invalid_data`,
+//! with reasons `in_flight_limit`, `body_read_timeout`, `too_large`, `invalid_data`,
 //! `unsupported_media_type`, `unauthenticated` and `logs_not_accepted`.
 
 mod body;
@@ -54,6 +54,9 @@ pub struct IngestConfig {
     pub max_in_flight_requests: usize,
     /// Delay advertised to senders when shedding (`RetryInfo`, `Retry-After`).
     pub retry_after: Duration,
+    /// OTLP/HTTP: how long a request body may take to arrive. A sender that
+    /// trickles its body would otherwise hold an in-flight slot indefinitely.
+    pub body_read_timeout: Duration,
     /// Who may send. The default accepts everyone as `Origin::default()`.
     pub authenticator: Arc<dyn Authenticator>,
 }
@@ -64,6 +67,7 @@ impl Default for IngestConfig {
             max_request_bytes: 16 * 1024 * 1024,
             max_in_flight_requests: 128,
             retry_after: Duration::from_secs(1),
+            body_read_timeout: Duration::from_secs(30),
             authenticator: Arc::new(AllowAnonymous),
         }
     }
@@ -75,6 +79,7 @@ impl fmt::Debug for IngestConfig {
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_in_flight_requests", &self.max_in_flight_requests)
             .field("retry_after", &self.retry_after)
+            .field("body_read_timeout", &self.body_read_timeout)
             .finish_non_exhaustive()
     }
 }

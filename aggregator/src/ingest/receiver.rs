@@ -99,18 +99,21 @@ impl Receiver {
     }
 }
 
+/// The sink's retryable errors; `Refusal` adds the "retry in" hint itself.
 fn throttled(error: ExportError) -> Refusal {
-    let description = error.to_string();
     match error {
         ExportError::Overloaded { retry_after } => Refusal::Throttled {
             retry_after,
             cause: ThrottleCause::SinkOverloaded,
-            description,
+            description: "aggregator is overloaded".into(),
         },
-        ExportError::Unavailable { retry_after, .. } => Refusal::Throttled {
+        ExportError::Unavailable {
+            retry_after,
+            reason,
+        } => Refusal::Throttled {
             retry_after,
             cause: ThrottleCause::StoreUnavailable,
-            description,
+            description: format!("sketch store unavailable ({reason})"),
         },
     }
 }
@@ -134,10 +137,9 @@ mod tests {
             reason: "redis down".into(),
         });
         assert_eq!(unavailable.reason(), "store_unavailable");
-        assert!(
-            unavailable.message().contains("redis down"),
-            "{}",
-            unavailable.message()
+        assert_eq!(
+            unavailable.message(),
+            "sketch store unavailable (redis down); retry in 5s"
         );
     }
 }

@@ -43,6 +43,9 @@ pub enum ThrottleCause {
     SinkOverloaded,
     /// The sink said `ExportError::Unavailable` (e.g. the store is down).
     StoreUnavailable,
+    /// An HTTP body did not arrive within `body_read_timeout`; nothing was
+    /// kept, so the sender should send it again.
+    BodyReadTimeout,
 }
 
 pub(crate) const LOGS_REFUSED: &str = "this OTLP endpoint accepts metrics and traces only: the \
@@ -60,6 +63,7 @@ impl Refusal {
                 ThrottleCause::InFlightLimit => "in_flight_limit",
                 ThrottleCause::SinkOverloaded => "sink_overloaded",
                 ThrottleCause::StoreUnavailable => "store_unavailable",
+                ThrottleCause::BodyReadTimeout => "body_read_timeout",
             },
             Refusal::LogsNotAccepted => "logs_not_accepted",
         }
