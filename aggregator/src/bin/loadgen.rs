@@ -18,7 +18,7 @@ use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
+use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator, SpanTotals};
 use tokio::sync::Mutex;
 use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -369,6 +369,8 @@ struct WorkerReport {
     rejected_items: i64,
     failures: Vec<String>,
     latencies: Vec<Duration>,
+    /// What the worker's span generator emitted (fresh batches only).
+    spans: Option<SpanTotals>,
 }
 
 /// Shared stop condition: a deadline, or a request budget.
@@ -414,7 +416,29 @@ async fn worker(
             Reply::Failed(reason) => report.failures.push(reason),
         }
     }
+    if let Source::Spans(spans) = &source {
+        report.spans = Some(spans.totals().clone());
+    }
     Ok(report)
+}
+
+/// Ground truth of every span sent, when every worker built its batches
+/// fresh (a reused pool repeats spans, so its totals would mislead).
+fn span_totals(reports: &[WorkerReport]) -> Option<serde_json::Value> {
+    let mut total = SpanTotals::default();
+    for report in reports {
+        let spans = report.spans.as_ref()?;
+        total.spans += spans.spans;
+        total.errors += spans.errors;
+        total.input_tokens += spans.input_tokens;
+        total.output_tokens += spans.output_tokens;
+    }
+    Some(serde_json::json!({
+        "spans": total.spans,
+        "errors": total.errors,
+        "input_tokens": total.input_tokens,
+        "output_tokens": total.output_tokens,
+    }))
 }
 
 fn resolve_target(args: &Args) -> anyhow::Result<SocketAddr> {
@@ -519,6 +543,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
             "items_per_second": items_per_sec,
             "latency_p50_ms": p50.as_secs_f64() * 1e3,
             "latency_p99_ms": p99.as_secs_f64() * 1e3,
+            "spans_generated": span_totals(&reports),
         });
         println!("{summary}");
     } else {
