@@ -18,6 +18,7 @@ use function_sdk_rust::response;
 use function_signals::render_cmd::{RenderArgs, build_request};
 use function_signals::{Config, SignalsFunction, run_function};
 use tokio::runtime::Runtime;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Channel, Server};
 use tonic::{Request, Response, Status};
 
@@ -79,7 +80,9 @@ fn serve<F: FunctionRunnerService>(
         tokio::spawn(
             Server::builder()
                 .add_service(FunctionRunnerServiceServer::new(function))
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+                // As the SDK's server does (tonic's default); without it a
+                // 30 KB response waits out a delayed ACK (~40 ms).
+                .serve_with_incoming(TcpIncoming::from(listener).with_nodelay(Some(true))),
         );
         FunctionRunnerServiceClient::connect(format!("http://{address}"))
             .await
