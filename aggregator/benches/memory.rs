@@ -146,8 +146,10 @@ struct Feeder {
 
 impl Feeder {
     fn new(signal: Signal, shape: FleetShape) -> Self {
-        let mut config = NormalizeConfig::default();
-        config.max_series_per_tenant = usize::MAX;
+        let config = NormalizeConfig {
+            max_series_per_tenant: usize::MAX,
+            ..NormalizeConfig::default()
+        };
         let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
         Feeder {
             signal,

@@ -171,7 +171,7 @@ impl FleetShape {
             tenant: tenant_name(tenant),
             cluster: cluster_name(cluster),
             model: model_name(model),
-            engine: if model % 2 == 0 {
+            engine: if model.is_multiple_of(2) {
                 Engine::Vllm
             } else {
                 Engine::Sglang
