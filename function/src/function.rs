@@ -86,6 +86,16 @@ fn compose(req: &RunFunctionRequest, rsp: &mut RunFunctionResponse) -> Result<()
         .ok_or("the request has no observed composite resource")?;
     let api_version = xr["apiVersion"].as_str().unwrap_or_default();
     let kind = xr["kind"].as_str().unwrap_or_default();
+    tracing::debug!(
+        tag = req
+            .meta
+            .as_ref()
+            .map(|m| m.tag.as_str())
+            .unwrap_or_default(),
+        xr_kind = kind,
+        xr_name = xr["metadata"]["name"].as_str().unwrap_or_default(),
+        "running"
+    );
     match (api_version, kind) {
         (API_VERSION, INFERENCE_CLUSTER_KIND) => inference_cluster(req, rsp, &input, &xr),
         (API_VERSION, MODEL_SERVICE_KIND) => model_service(rsp, &xr),
