@@ -46,6 +46,15 @@ enum Slot {
     Refused(SeriesKey),
 }
 
+/// A series seen in this request, with the RequestLifecycle fields whose
+/// ownership was already asked for the current vantage (bit = `Field as u64`).
+struct SlotState {
+    slot: Slot,
+    vantage: Vantage,
+    checked: u64,
+    allowed: u64,
+}
+
 /// What became of a pushed point.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
@@ -58,12 +67,10 @@ pub(crate) enum Pushed {
 
 pub(crate) struct BatchBuilder<'l> {
     series: Vec<SeriesPoints>,
-    slots: Vec<Slot>,
+    slots: Vec<SlotState>,
     index: PrehashedMap<usize>,
     limiter: &'l CardinalityLimiter,
     precedence: &'l Precedence,
-    /// Precedence answers already obtained in this request.
-    allowed: PrehashedMap<bool>,
     /// Where the points being pushed were observed.
     pub vantage: Vantage,
     now_secs: u64,
@@ -81,7 +88,6 @@ impl<'l> BatchBuilder<'l> {
             index: PrehashedMap::default(),
             limiter,
             precedence,
-            allowed: PrehashedMap::default(),
             vantage: Vantage::EngineMetrics,
             now_secs,
         }
@@ -96,44 +102,55 @@ impl<'l> BatchBuilder<'l> {
         value: Value,
     ) -> Pushed {
         let key_hash = mix(ctx.hash, kind as u64 + 1);
-        if kind == SignalKind::RequestLifecycle && !self.owns(key_hash, &field) {
+        let slot = self.slot(ctx, kind, key_hash);
+        let Slot::Kept(series) = self.slots[slot].slot else {
+            return Pushed::SeriesLimit;
+        };
+        if kind == SignalKind::RequestLifecycle && !self.owns(slot, key_hash, &field) {
             return Pushed::Outranked;
         }
-        match self.slot(ctx, kind, key_hash) {
-            Some(i) => {
-                self.series[i].points.push(Point {
-                    field,
-                    time_unix_nano,
-                    value,
-                });
-                Pushed::Kept
+        self.series[series].points.push(Point {
+            field,
+            time_unix_nano,
+            value,
+        });
+        Pushed::Kept
+    }
+
+    /// Whether the current vantage owns `field` of the series in `slot`;
+    /// asks the shared precedence table once per request, series and field.
+    fn owns(&mut self, slot: usize, key_hash: u64, field: &FieldKey) -> bool {
+        let (vantage, precedence, now_secs) = (self.vantage, self.precedence, self.now_secs);
+        let state = &mut self.slots[slot];
+        if state.vantage != vantage {
+            state.vantage = vantage;
+            state.checked = 0;
+            state.allowed = 0;
+        }
+        let field = field.field as u64;
+        let bit = 1u64 << (field % 64);
+        if state.checked & bit == 0 {
+            state.checked |= bit;
+            if precedence.allow(mix(key_hash, field), vantage, now_secs) {
+                state.allowed |= bit;
             }
-            None => Pushed::SeriesLimit,
         }
+        state.allowed & bit != 0
     }
 
-    fn owns(&mut self, key_hash: u64, field: &FieldKey) -> bool {
-        let field_key = mix(key_hash, field.field as u64);
-        let cache_key = mix(field_key, self.vantage as u64);
-        if let Some(&allowed) = self.allowed.get(&cache_key) {
-            return allowed;
-        }
-        let allowed = self
-            .precedence
-            .allow(field_key, self.vantage, self.now_secs);
-        self.allowed.insert(cache_key, allowed);
-        allowed
-    }
-
-    fn slot(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind, key_hash: u64) -> Option<usize> {
+    /// Index into `slots` of the series, creating it on first use.
+    fn slot(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind, key_hash: u64) -> usize {
         if let Some(&slot) = self.index.get(&key_hash) {
-            match &self.slots[slot] {
-                Slot::Kept(i) if ctx.matches(&self.series[*i].key, kind) => return Some(*i),
-                Slot::Refused(key) if ctx.matches(key, kind) => return None,
-                // A 64-bit digest collision inside one request: fall through
-                // and give this series its own unindexed slot.
-                _ => return self.new_slot(ctx, kind, key_hash, false),
+            let key = match &self.slots[slot].slot {
+                Slot::Kept(i) => &self.series[*i].key,
+                Slot::Refused(key) => key,
+            };
+            if ctx.matches(key, kind) {
+                return slot;
             }
+            // A 64-bit digest collision inside one request: give this series
+            // its own unindexed slot.
+            return self.new_slot(ctx, kind, key_hash, false);
         }
         self.new_slot(ctx, kind, key_hash, true)
     }
@@ -144,31 +161,32 @@ impl<'l> BatchBuilder<'l> {
         kind: SignalKind,
         key_hash: u64,
         index: bool,
-    ) -> Option<usize> {
+    ) -> usize {
         let key = SeriesKey {
             tenant: ctx.tenant.to_string(),
             cluster: ctx.cluster.to_string(),
             model: ctx.model.to_string(),
             kind,
         };
-        let admitted = self.limiter.admit(ctx.tenant, key_hash, self.now_secs);
-        let (slot, result) = if admitted {
+        let slot = if self.limiter.admit(ctx.tenant, key_hash, self.now_secs) {
             self.series.push(SeriesPoints {
                 key,
                 points: Vec::new(),
             });
-            (
-                Slot::Kept(self.series.len() - 1),
-                Some(self.series.len() - 1),
-            )
+            Slot::Kept(self.series.len() - 1)
         } else {
-            (Slot::Refused(key), None)
+            Slot::Refused(key)
         };
         if index {
             self.index.insert(key_hash, self.slots.len());
         }
-        self.slots.push(slot);
-        result
+        self.slots.push(SlotState {
+            slot,
+            vantage: self.vantage,
+            checked: 0,
+            allowed: 0,
+        });
+        self.slots.len() - 1
     }
 
     pub(crate) fn finish(mut self) -> SignalBatch {
