@@ -383,3 +383,58 @@ fn small_series_stay_small_in_memory_and_on_the_wire() {
     assert_eq!(p.frequency(3), 1);
     assert_eq!(p.distinct().round(), 50.0);
 }
+
+fn varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// A one-field series whose TTFT sketch holds `count` samples of 1.0, written
+/// byte by byte (counts this large cannot be recorded in a test's time).
+fn encoded_huge_ttft(count: u64) -> Vec<u8> {
+    encoded_ttft(count, count)
+}
+
+fn encoded_ttft(count: u64, bucket: u64) -> Vec<u8> {
+    let mut b = vec![ENCODING_VERSION, 0, 1];
+    let name = b"ttft_seconds";
+    b.push(name.len() as u8);
+    b.extend_from_slice(name);
+    b.push(0); // no dims
+    b.push(1); // distribution
+    varint(&mut b, count);
+    b.extend_from_slice(&(count as f64).to_le_bytes()); // sum
+    b.extend_from_slice(&1.0f64.to_le_bytes()); // min
+    b.extend_from_slice(&1.0f64.to_le_bytes()); // max
+    b.push(0); // zero bucket
+    b.push(0); // positive offset 0 (zigzag), the bucket holding 1.0
+    b.push(1);
+    varint(&mut b, bucket);
+    b.extend_from_slice(&[0, 0]); // empty negative store
+    b.push(0); // no histogram layouts
+    b
+}
+
+#[test]
+fn bucket_counts_widen_past_u32_without_losing_counts() {
+    let huge = SeriesSketch::decode(&encoded_huge_ttft(5_000_000_000)).unwrap();
+    let mut small = SeriesSketch::default();
+    small.record(&point(Field::TtftSeconds, Value::Sample(1.0), 1));
+    small.record(&point(Field::TtftSeconds, Value::Sample(2.0), 1));
+    let mut a = small.clone();
+    a.merge(&huge).unwrap();
+    let mut b = huge.clone();
+    b.merge(&small).unwrap();
+    let summary = a.summary(Field::TtftSeconds).unwrap();
+    assert_eq!(summary.count, 5_000_000_002);
+    assert!((summary.p99 - 1.0).abs() <= 0.01);
+    assert_eq!(a.encode(), b.encode());
+    assert_eq!(SeriesSketch::decode(&a.encode()).unwrap(), a);
+    // Bucket counts must add up to the sample count, at either width.
+    assert!(SeriesSketch::decode(&encoded_ttft(1, 5_000_000_000)).is_err());
+    assert!(SeriesSketch::decode(&encoded_ttft(5_000_000_000, 1)).is_err());
+    assert!(SeriesSketch::decode(&encoded_ttft(7, 7)).is_ok());
+}

@@ -204,6 +204,13 @@ impl HyperLogLog {
         alpha_inf * m * m / z
     }
 
+    /// Bytes this HLL takes in the series encoding.
+    pub fn encoded_len(&self) -> usize {
+        let mut w = Writer::default();
+        self.encode(&mut w);
+        w.buf.len()
+    }
+
     pub fn shrink_to_fit(&mut self) {
         if let Registers::Sparse(entries) = &mut self.registers {
             entries.shrink_to_fit();

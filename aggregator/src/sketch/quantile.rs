@@ -29,14 +29,33 @@ fn ln_gamma() -> f64 {
     GAMMA.ln()
 }
 
-/// Contiguous counts for bucket indexes `offset..offset+counts.len()`.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct BucketStore {
-    offset: i32,
-    counts: Vec<u64>,
+/// A bucket counter width. Stores start at u32 (half the memory) and widen
+/// to u64 only once the sketch holds more than `u32::MAX` samples, so a
+/// bucket count can never overflow its width.
+pub(crate) trait Count: Copy + Default + PartialEq + std::fmt::Debug + Into<u64> {
+    fn plus(self, count: u64) -> Self;
 }
 
-impl BucketStore {
+impl Count for u32 {
+    fn plus(self, count: u64) -> Self {
+        u32::try_from(u64::from(self).saturating_add(count)).unwrap_or(u32::MAX)
+    }
+}
+
+impl Count for u64 {
+    fn plus(self, count: u64) -> Self {
+        self.saturating_add(count)
+    }
+}
+
+/// Contiguous counts for bucket indexes `offset..offset+counts.len()`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct BucketStore<T> {
+    offset: i32,
+    counts: Vec<T>,
+}
+
+impl<T: Count> BucketStore<T> {
     fn is_empty(&self) -> bool {
         self.counts.is_empty()
     }
@@ -44,29 +63,29 @@ impl BucketStore {
     fn add(&mut self, index: i32, count: u64) {
         if self.counts.is_empty() {
             self.offset = index;
-            self.counts.push(count);
+            self.counts.push(T::default().plus(count));
             return;
         }
         if index < self.offset {
             let grow = (self.offset - index) as usize;
             if self.counts.len() + grow > MAX_BUCKETS {
                 // Collapse: the lowest bucket absorbs what falls below the window.
-                self.counts[0] = self.counts[0].saturating_add(count);
+                self.counts[0] = self.counts[0].plus(count);
                 return;
             }
             let mut grown = Vec::with_capacity(self.counts.len() + grow + grow / 2);
-            grown.resize(grow, 0);
+            grown.resize(grow, T::default());
             grown.extend_from_slice(&self.counts);
             self.counts = grown;
             self.offset = index;
         }
         let slot = (index - self.offset) as usize;
         if slot >= self.counts.len() {
-            self.counts.resize(slot + 1, 0);
+            self.counts.resize(slot + 1, T::default());
             self.collapse_low();
         }
         let slot = (index - self.offset).max(0) as usize;
-        self.counts[slot] = self.counts[slot].saturating_add(count);
+        self.counts[slot] = self.counts[slot].plus(count);
     }
 
     fn collapse_low(&mut self) {
@@ -74,19 +93,24 @@ impl BucketStore {
             let excess = self.counts.len() - MAX_BUCKETS;
             let folded = self.counts[..=excess]
                 .iter()
-                .fold(0u64, |a, c| a.saturating_add(*c));
+                .fold(T::default(), |a, c| a.plus((*c).into()));
             self.counts.drain(..excess);
             self.counts[0] = folded;
             self.offset += excess as i32;
         }
     }
 
-    fn merge(&mut self, other: &BucketStore) {
+    fn merge<U: Count>(&mut self, other: &BucketStore<U>) {
         if other.is_empty() {
             return;
         }
         if self.is_empty() {
-            *self = other.clone();
+            self.offset = other.offset;
+            self.counts = other
+                .counts
+                .iter()
+                .map(|c| T::default().plus((*c).into()))
+                .collect();
             return;
         }
         // Grow once to the union range, then add slot by slot.
@@ -94,7 +118,7 @@ impl BucketStore {
         let high =
             (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32);
         if low < self.offset || high > self.offset + self.counts.len() as i32 {
-            let mut grown = vec![0u64; (high - low) as usize];
+            let mut grown = vec![T::default(); (high - low) as usize];
             let start = (self.offset - low) as usize;
             grown[start..start + self.counts.len()].copy_from_slice(&self.counts);
             self.counts = grown;
@@ -102,13 +126,13 @@ impl BucketStore {
         }
         let start = (other.offset - self.offset) as usize;
         for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
-            *slot = slot.saturating_add(*count);
+            *slot = slot.plus((*count).into());
         }
         self.collapse_low();
     }
 
     fn heap_bytes(&self) -> usize {
-        self.counts.capacity() * std::mem::size_of::<u64>()
+        self.counts.capacity() * std::mem::size_of::<T>()
     }
 
     fn shrink_to_fit(&mut self) {
@@ -119,7 +143,7 @@ impl BucketStore {
         w.zigzag(i64::from(self.offset));
         w.varint(self.counts.len() as u64);
         for &count in &self.counts {
-            w.varint(count);
+            w.varint(count.into());
         }
     }
 
@@ -137,7 +161,12 @@ impl BucketStore {
         let offset = offset as i32;
         let mut counts = Vec::with_capacity(len);
         for _ in 0..len {
-            counts.push(r.varint()?);
+            let count = r.varint()?;
+            let narrowed = T::default().plus(count);
+            if narrowed.into() != count {
+                return Err(corrupt("bucket count exceeds the sketch's sample count"));
+            }
+            counts.push(narrowed);
         }
         Ok(BucketStore { offset, counts })
     }
@@ -147,8 +176,151 @@ impl BucketStore {
         self.counts
             .iter()
             .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(i, c)| (self.offset + i as i32, *c))
+            .filter(|(_, c)| (**c).into() > 0)
+            .map(|(i, c)| (self.offset + i as i32, (*c).into()))
+    }
+
+    fn total(&self) -> Option<u64> {
+        self.counts
+            .iter()
+            .try_fold(0u64, |acc, c| acc.checked_add((*c).into()))
+    }
+}
+
+/// Positive and negative bucket stores at one counter width.
+#[derive(Clone, Debug, PartialEq)]
+enum Stores {
+    Narrow(BucketStore<u32>, BucketStore<u32>),
+    Wide(BucketStore<u64>, BucketStore<u64>),
+}
+
+impl Default for Stores {
+    fn default() -> Self {
+        Stores::Narrow(BucketStore::default(), BucketStore::default())
+    }
+}
+
+fn widen(store: &BucketStore<u32>) -> BucketStore<u64> {
+    BucketStore {
+        offset: store.offset,
+        counts: store.counts.iter().map(|c| u64::from(*c)).collect(),
+    }
+}
+
+impl Stores {
+    fn widen(&mut self) {
+        if let Stores::Narrow(positive, negative) = self {
+            *self = Stores::Wide(widen(positive), widen(negative));
+        }
+    }
+
+    fn add(&mut self, positive_side: bool, index: i32) {
+        match self {
+            Stores::Narrow(p, n) => if positive_side { p } else { n }.add(index, 1),
+            Stores::Wide(p, n) => if positive_side { p } else { n }.add(index, 1),
+        }
+    }
+
+    fn merge(&mut self, other: &Stores) {
+        match (self, other) {
+            (Stores::Narrow(p, n), Stores::Narrow(op, on)) => {
+                p.merge(op);
+                n.merge(on);
+            }
+            (Stores::Wide(p, n), Stores::Narrow(op, on)) => {
+                p.merge(op);
+                n.merge(on);
+            }
+            (Stores::Wide(p, n), Stores::Wide(op, on)) => {
+                p.merge(op);
+                n.merge(on);
+            }
+            (Stores::Narrow(..), Stores::Wide(..)) => {
+                unreachable!("QuantileSketch::merge widens before merging a wide sketch")
+            }
+        }
+    }
+
+    /// The representative value of the sample at `rank` (0-based, in
+    /// ascending order), with `zero_count` samples sitting at zero.
+    fn value_at_rank(&self, zero_count: u64, rank: u64) -> Option<f64> {
+        fn walk<T: Count>(
+            p: &BucketStore<T>,
+            n: &BucketStore<T>,
+            zero_count: u64,
+            rank: u64,
+        ) -> Option<f64> {
+            let mut seen = 0u64;
+            for (index, count) in n.iter().rev() {
+                seen = seen.saturating_add(count);
+                if seen > rank {
+                    return Some(-bucket_value(index));
+                }
+            }
+            seen = seen.saturating_add(zero_count);
+            if seen > rank {
+                return Some(0.0);
+            }
+            for (index, count) in p.iter() {
+                seen = seen.saturating_add(count);
+                if seen > rank {
+                    return Some(bucket_value(index));
+                }
+            }
+            None
+        }
+        match self {
+            Stores::Narrow(p, n) => walk(p, n, zero_count, rank),
+            Stores::Wide(p, n) => walk(p, n, zero_count, rank),
+        }
+    }
+
+    fn total(&self) -> Option<u64> {
+        match self {
+            Stores::Narrow(p, n) => p.total()?.checked_add(n.total()?),
+            Stores::Wide(p, n) => p.total()?.checked_add(n.total()?),
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Stores::Narrow(p, n) => p.heap_bytes() + n.heap_bytes(),
+            Stores::Wide(p, n) => p.heap_bytes() + n.heap_bytes(),
+        }
+    }
+
+    fn shrink_to_fit(&mut self) {
+        match self {
+            Stores::Narrow(p, n) => {
+                p.shrink_to_fit();
+                n.shrink_to_fit();
+            }
+            Stores::Wide(p, n) => {
+                p.shrink_to_fit();
+                n.shrink_to_fit();
+            }
+        }
+    }
+
+    fn encode(&self, w: &mut Writer) {
+        match self {
+            Stores::Narrow(p, n) => {
+                p.encode(w);
+                n.encode(w);
+            }
+            Stores::Wide(p, n) => {
+                p.encode(w);
+                n.encode(w);
+            }
+        }
+    }
+
+    fn decode(r: &mut Reader<'_>, count: u64) -> Result<Self, SketchError> {
+        Ok(if count <= u64::from(u32::MAX) {
+            Stores::Narrow(BucketStore::decode(r)?, BucketStore::decode(r)?)
+        } else {
+            Stores::Wide(BucketStore::decode(r)?, BucketStore::decode(r)?)
+        })
     }
 }
 
@@ -160,8 +332,7 @@ pub struct QuantileSketch {
     min: f64,
     max: f64,
     zero_count: u64,
-    positive: BucketStore,
-    negative: BucketStore,
+    stores: Stores,
 }
 
 impl Default for QuantileSketch {
@@ -172,8 +343,7 @@ impl Default for QuantileSketch {
             min: f64::INFINITY,
             max: f64::NEG_INFINITY,
             zero_count: 0,
-            positive: BucketStore::default(),
-            negative: BucketStore::default(),
+            stores: Stores::default(),
         }
     }
 }
@@ -197,10 +367,13 @@ impl QuantileSketch {
         if !value.is_finite() {
             return false;
         }
+        if self.count == u64::from(u32::MAX) {
+            self.stores.widen();
+        }
         if value > MIN_INDEXABLE {
-            self.positive.add(bucket_index(value), 1);
+            self.stores.add(true, bucket_index(value));
         } else if value < -MIN_INDEXABLE {
-            self.negative.add(bucket_index(-value), 1);
+            self.stores.add(false, bucket_index(-value));
         } else {
             self.zero_count = self.zero_count.saturating_add(1);
         }
@@ -215,13 +388,17 @@ impl QuantileSketch {
         if other.count == 0 {
             return;
         }
+        if self.count.saturating_add(other.count) > u64::from(u32::MAX)
+            || matches!(other.stores, Stores::Wide(..))
+        {
+            self.stores.widen();
+        }
         self.count = self.count.saturating_add(other.count);
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
         self.zero_count = self.zero_count.saturating_add(other.zero_count);
-        self.positive.merge(&other.positive);
-        self.negative.merge(&other.negative);
+        self.stores.merge(&other.stores);
     }
 
     pub fn count(&self) -> u64 {
@@ -251,40 +428,16 @@ impl QuantileSketch {
             return None;
         }
         let rank = (q * (self.count - 1) as f64).floor() as u64;
-        let mut seen = 0u64;
-        let mut estimate = None;
-        for (index, count) in self.negative.iter().rev() {
-            seen = seen.saturating_add(count);
-            if seen > rank {
-                estimate = Some(-bucket_value(index));
-                break;
-            }
-        }
-        if estimate.is_none() {
-            seen = seen.saturating_add(self.zero_count);
-            if seen > rank {
-                estimate = Some(0.0);
-            }
-        }
-        if estimate.is_none() {
-            for (index, count) in self.positive.iter() {
-                seen = seen.saturating_add(count);
-                if seen > rank {
-                    estimate = Some(bucket_value(index));
-                    break;
-                }
-            }
-        }
+        let estimate = self.stores.value_at_rank(self.zero_count, rank);
         estimate.map(|v| v.clamp(self.min, self.max))
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.positive.heap_bytes() + self.negative.heap_bytes()
+        self.stores.heap_bytes()
     }
 
     pub fn shrink_to_fit(&mut self) {
-        self.positive.shrink_to_fit();
-        self.negative.shrink_to_fit();
+        self.stores.shrink_to_fit();
     }
 
     pub(crate) fn encode(&self, w: &mut Writer) {
@@ -296,8 +449,7 @@ impl QuantileSketch {
         w.f64(self.min);
         w.f64(self.max);
         w.varint(self.zero_count);
-        self.positive.encode(w);
-        self.negative.encode(w);
+        self.stores.encode(w);
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
@@ -312,13 +464,8 @@ impl QuantileSketch {
             return Err(corrupt("quantile min exceeds max"));
         }
         let zero_count = r.varint()?;
-        let positive = BucketStore::decode(r)?;
-        let negative = BucketStore::decode(r)?;
-        let total = positive
-            .counts
-            .iter()
-            .chain(&negative.counts)
-            .try_fold(zero_count, |acc, c| acc.checked_add(*c));
+        let stores = Stores::decode(r, count)?;
+        let total = stores.total().and_then(|t| t.checked_add(zero_count));
         if total != Some(count) {
             return Err(corrupt(
                 "quantile bucket counts do not add up to the sample count",
@@ -330,8 +477,7 @@ impl QuantileSketch {
             min,
             max,
             zero_count,
-            positive,
-            negative,
+            stores,
         })
     }
 }
