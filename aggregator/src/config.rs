@@ -76,6 +76,9 @@ pub struct Config {
     #[command(flatten)]
     pub redis: RedisArgs,
 
+    #[command(flatten)]
+    pub status: crate::status::StatusArgs,
+
     /// Log line format. The level comes from `RUST_LOG` (default `info`).
     #[arg(
         long,

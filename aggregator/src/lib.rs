@@ -7,11 +7,13 @@
 //! seam that drives one export request through normalize, sketch and store.
 
 pub mod config;
+pub mod directory;
 pub mod ingest;
 pub mod normalize;
 pub mod pipeline;
 pub mod serve;
 pub mod signal;
 pub mod sketch;
+pub mod status;
 pub mod store;
 pub mod telemetry;

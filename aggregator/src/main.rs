@@ -10,10 +10,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use signal_aggregator::config::{Config, LogFormat, StoreChoice};
+use signal_aggregator::directory::Directory;
 use signal_aggregator::ingest;
 use signal_aggregator::normalize::Normalizer;
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::serve::{self, ApiState};
+use signal_aggregator::status;
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::memory::MemoryStore;
 use signal_aggregator::store::redis::RedisStore;
@@ -114,6 +116,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         redis,
         description,
     } = build_store(config.store(), &metrics)?;
+    let activity = status::Activity::new(serve::system_clock());
+    let store = status::track_activity(store, &activity);
+    let directory = Directory::new();
     let sink: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
         Normalizer::new(config.normalize()),
         store.clone(),
@@ -166,6 +171,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("query API server failed")
     });
+    tasks.spawn(status::run(
+        config.status.clone(),
+        store.clone(),
+        directory,
+        activity,
+        serve::system_clock(),
+        stopped(),
+    ));
     tasks.spawn(maintain(store, stopped()));
 
     tracing::info!(
