@@ -319,3 +319,31 @@ fn item_counts_are_spans_and_data_points() {
     assert_eq!(rich_traces().item_count(), RICH_TRACES_SPANS);
     assert_eq!(ExportMetricsServiceRequest::default().item_count(), 0);
 }
+
+/// serde_json's default float parser can be one ulp off; OTLP/JSON doubles
+/// must decode to exactly what protobuf would carry.
+#[test]
+fn doubles_decode_exactly() {
+    for value in [
+        0.19006930044215822_f64,
+        1e-300,
+        2.2250738585072014e-308,
+        123456.789012345678,
+    ] {
+        let json = format!(
+            r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g",
+            "gauge":{{"dataPoints":[{{"asDouble":{value:?}}}]}}}}]}}]}}]}}"#
+        );
+        let request = decode_metrics(json.as_bytes()).unwrap();
+        let Some(metric::Data::Gauge(gauge)) =
+            &request.resource_metrics[0].scope_metrics[0].metrics[0].data
+        else {
+            panic!("gauge lost");
+        };
+        assert_eq!(
+            gauge.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(value)),
+            "{value:?}"
+        );
+    }
+}
