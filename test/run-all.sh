@@ -12,12 +12,14 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-step "system packages (redis-server, redis-tools, python3-venv)"
+step "system packages (redis-server, redis-tools, prometheus for promtool, python3-venv)"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
-    || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        redis-server redis-tools python3-venv
+        redis-server redis-tools prometheus python3-venv
+    # The prometheus package starts a server we do not want; tests only use promtool.
+    as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
 
 step "python venv test/.venv"
