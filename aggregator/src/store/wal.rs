@@ -171,8 +171,9 @@ impl Wal {
     /// current segment stays (a fresh one replaces it when all is flushed).
     pub fn truncate_before(&mut self, seq: u64) -> Result<(), WalError> {
         let current = self.segments.last().expect("a current segment");
-        if seq >= self.next_seq && current.bytes > 0 {
-            // Everything is flushed: start a fresh segment so the old one can go.
+        if seq >= self.next_seq && current.bytes > 0 && current.bytes >= self.segment_bytes / 8 {
+            // Everything is flushed: start a fresh segment so the old one can go
+            // (not after every flush: creating a file costs a directory sync).
             let (segment, writer) = create_segment(&self.dir, self.next_seq)?;
             self.segments.push(segment);
             self.writer = writer;

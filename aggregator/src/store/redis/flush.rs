@@ -350,36 +350,57 @@ async fn probe(shared: &Shared, conn: &RedisConn) -> Result<(), StoreError> {
     }
 }
 
-/// Folds each key's frames into one. Safe against concurrent appends and
-/// compactions from other replicas (see `COMPACT_SCRIPT`).
-async fn compact(shared: Arc<Shared>, mut conn: RedisConn, keys: Vec<String>) {
+/// Folds each key's frames into one, one MGET and one pipeline per tenant
+/// (its keys share a slot). Safe against concurrent appends and compactions
+/// from other replicas (see `COMPACT_SCRIPT`).
+async fn compact(shared: Arc<Shared>, mut conn: RedisConn, mut keys: Vec<String>) {
     if shared.compacting.swap(true, Ordering::AcqRel) {
         return;
     }
-    for key in keys {
-        let result: Result<bool, String> = async {
-            let value: Option<Vec<u8>> = conn.get(&key).await.map_err(|e| e.to_string())?;
-            let Some(value) = value else { return Ok(false) };
-            let merged = frames::merge_value(&value).map_err(|e| e.to_string())?;
-            let replaced: i64 = redis::cmd("EVAL")
-                .arg(COMPACT_SCRIPT)
-                .arg(1)
-                .arg(&key)
-                .arg(value)
-                .arg(frames::frame(&merged.encode()))
+    keys.sort();
+    let tag = |key: &str| {
+        key.split_once('}')
+            .map_or(String::new(), |(t, _)| t.to_string())
+    };
+    let mut start = 0;
+    while start < keys.len() {
+        let group_tag = tag(&keys[start]);
+        let end = keys[start..]
+            .iter()
+            .position(|k| tag(k) != group_tag)
+            .map_or(keys.len(), |n| start + n);
+        let group = &keys[start..end];
+        start = end;
+        let result: Result<u64, String> = async {
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(group)
                 .query_async(&mut conn)
                 .await
                 .map_err(|e| e.to_string())?;
-            Ok(replaced == 1)
+            let mut pipe = redis::pipe();
+            for (key, value) in group.iter().zip(values) {
+                let Some(value) = value else { continue };
+                let merged = frames::merge_value(&value).map_err(|e| format!("{key}: {e}"))?;
+                pipe.cmd("EVAL")
+                    .arg(COMPACT_SCRIPT)
+                    .arg(1)
+                    .arg(key)
+                    .arg(value)
+                    .arg(frames::frame(&merged.encode()));
+            }
+            let replaced: Vec<i64> = pipe
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(replaced.iter().filter(|r| **r == 1).count() as u64)
         }
         .await;
         match result {
-            Ok(true) => {
-                shared.status.compactions.fetch_add(1, Ordering::Relaxed);
+            Ok(n) => {
+                shared.status.compactions.fetch_add(n, Ordering::Relaxed);
             }
-            Ok(false) => {}
             Err(error) => {
-                tracing::warn!(%error, key, "compaction failed; the key stays readable, uncompacted");
+                tracing::warn!(%error, "compaction failed; the keys stay readable, uncompacted");
                 break;
             }
         }

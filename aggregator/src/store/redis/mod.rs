@@ -18,7 +18,7 @@
 //! up to `buffer_bytes`, then refused with [`StoreError::Unavailable`] (the
 //! sender retries); `health()` reports the outage; flushes catch up after.
 
-mod config;
+pub mod config;
 mod conn;
 mod entry;
 mod flush;
@@ -86,7 +86,7 @@ impl RedisStoreConfig {
             buffer_bytes: args.redis_buffer_bytes,
             retention_secs,
             rollup_after_secs,
-            compact_after_frames: 8,
+            compact_after_frames: 16,
             timeout: Duration::from_secs(2),
         })
     }
@@ -100,7 +100,7 @@ impl RedisStoreConfig {
             buffer_bytes: 256 << 20,
             retention_secs: 30 * 86_400,
             rollup_after_secs: 2 * 3_600,
-            compact_after_frames: 8,
+            compact_after_frames: 16,
             timeout: Duration::from_secs(2),
         }
     }
@@ -114,7 +114,7 @@ pub struct Status {
     pub down_since: AtomicU64,
     pub last_error: Mutex<Option<String>>,
     pub wal_error: Mutex<Option<String>>,
-    /// Log bytes on disk not yet deleted, plus appends in progress.
+    /// Log bytes not yet flushed to Redis, plus appends in progress.
     pub buffered_bytes: AtomicU64,
     pub replayed: AtomicBool,
     pub flushes: AtomicU64,
@@ -259,7 +259,14 @@ impl RedisStore {
             "redis store write-ahead log open"
         );
         let status = Status::default();
-        status.buffered_bytes.store(wal.bytes(), Ordering::Relaxed);
+        let unflushed: std::collections::VecDeque<(u64, u64)> = replayed
+            .iter()
+            .map(|e| (e.seq, entry_bytes(e.payload.len())))
+            .collect();
+        status.buffered_bytes.store(
+            unflushed.iter().map(|(_, bytes)| bytes).sum(),
+            Ordering::Relaxed,
+        );
         let pending = Pending {
             tenants: Default::default(),
             merged_below: wal.next_seq(),
@@ -281,7 +288,7 @@ impl RedisStore {
         let writer_shared = shared.clone();
         std::thread::Builder::new()
             .name("wal-writer".into())
-            .spawn(move || pending::run_writer(wal, writer_shared, rx))
+            .spawn(move || pending::run_writer(wal, unflushed, writer_shared, rx))
             .map_err(|e| StoreError::Unavailable(format!("cannot start the log writer: {e}")))?;
         tokio::spawn(flush::run(shared.clone(), tx.clone()));
         Ok(RedisStore { shared, writer: tx })

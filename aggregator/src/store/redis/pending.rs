@@ -2,7 +2,7 @@
 //! per (series, window) so a flush writes one frame per window however many
 //! exports fed it; and the thread that appends to the log.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc;
@@ -93,7 +93,14 @@ const MAX_GROUP_BYTES: usize = 32 << 20;
 
 /// Appends in groups (one fsync per group), then merges into `pending` in log
 /// order and acknowledges. Runs on its own thread: file I/O blocks.
-pub fn run_writer(mut wal: Wal, shared: Arc<Shared>, inbox: mpsc::Receiver<WriterMsg>) {
+/// `unflushed` lists (sequence number, bytes) of the entries not yet in Redis:
+/// their sum is what the outage buffer bound applies to.
+pub fn run_writer(
+    mut wal: Wal,
+    mut unflushed: VecDeque<(u64, u64)>,
+    shared: Arc<Shared>,
+    inbox: mpsc::Receiver<WriterMsg>,
+) {
     while let Ok(first) = inbox.recv() {
         let mut group = Vec::new();
         let mut group_bytes = 0usize;
@@ -120,18 +127,24 @@ pub fn run_writer(mut wal: Wal, shared: Arc<Shared>, inbox: mpsc::Receiver<Write
             }
         }
         if !group.is_empty() {
-            commit_group(&mut wal, &shared, group);
+            commit_group(&mut wal, &mut unflushed, &shared, group);
         }
         if let Some(seq) = truncate_below {
-            let before = wal.bytes();
-            if let Err(e) = wal.truncate_before(seq) {
-                tracing::error!(error = %e, "cannot delete flushed write-ahead-log segments");
+            let mut freed = 0;
+            while let Some(&(entry_seq, bytes)) = unflushed.front() {
+                if entry_seq >= seq {
+                    break;
+                }
+                freed += bytes;
+                unflushed.pop_front();
             }
-            let freed = before - wal.bytes();
             shared
                 .status
                 .buffered_bytes
                 .fetch_sub(freed, Ordering::Relaxed);
+            if let Err(e) = wal.truncate_before(seq) {
+                tracing::error!(error = %e, "cannot delete flushed write-ahead-log segments");
+            }
         }
         for done in truncated {
             let _ = done.send(());
@@ -145,11 +158,20 @@ type Group = Vec<(
     oneshot::Sender<Result<(), StoreError>>,
 )>;
 
-fn commit_group(wal: &mut Wal, shared: &Shared, group: Group) {
+fn commit_group(
+    wal: &mut Wal,
+    unflushed: &mut VecDeque<(u64, u64)>,
+    shared: &Shared,
+    group: Group,
+) {
     let payloads: Vec<&[u8]> = group.iter().map(|(p, _, _)| p.as_slice()).collect();
-    let reserved: u64 = payloads.iter().map(|p| super::entry_bytes(p.len())).sum();
+    let sizes: Vec<u64> = payloads
+        .iter()
+        .map(|p| super::entry_bytes(p.len()))
+        .collect();
     match wal.append(&payloads) {
         Ok(first_seq) => {
+            unflushed.extend((first_seq..).zip(sizes.iter().copied()));
             let mut pending = shared.pending.lock();
             for (offset, (_, sketches, reply)) in group.into_iter().enumerate() {
                 let result = pending.merge(first_seq + offset as u64, sketches);
@@ -163,7 +185,7 @@ fn commit_group(wal: &mut Wal, shared: &Shared, group: Group) {
             shared
                 .status
                 .buffered_bytes
-                .fetch_sub(reserved, Ordering::Relaxed);
+                .fetch_sub(sizes.iter().sum(), Ordering::Relaxed);
             *shared.status.wal_error.lock() = Some(e.to_string());
             for (_, _, reply) in group {
                 let _ = reply.send(Err(StoreError::Unavailable(format!(

@@ -83,36 +83,58 @@ pub async fn run(
             .filter(|s| query.model.as_ref().is_none_or(|m| *m == s.model))
             .collect();
         series.sort();
-        let window_keys: Vec<String> = series
-            .iter()
-            .flat_map(|s| {
-                plan.iter()
-                    .map(move |(res, start)| keys::window_key(s, *res, *start))
-            })
-            .collect();
-        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(window_keys.len());
-        for chunk in window_keys.chunks(MGET_CHUNK) {
-            let got: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                .arg(chunk)
+        // Fetch a chunk while the previous ones are decoded on other cores.
+        let per_chunk = (MGET_CHUNK / plan.len()).max(1);
+        let mut decoding = Vec::new();
+        for chunk in series.chunks(per_chunk) {
+            let window_keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|s| {
+                    plan.iter()
+                        .map(move |(res, start)| keys::window_key(s, *res, *start))
+                })
+                .collect();
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&window_keys)
                 .query_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
-            values.extend(got);
+            let (chunk, windows) = (chunk.to_vec(), plan.len());
+            decoding.push(tokio::task::spawn_blocking(move || {
+                merge_series(chunk, &values, windows)
+            }));
         }
-        for (key, windows) in series.into_iter().zip(values.chunks(plan.len().max(1))) {
-            let mut merged: Option<SeriesSketch> = None;
-            for value in windows.iter().flatten() {
-                let sketch = frames::merge_value(value)?;
-                match &mut merged {
-                    None => merged = Some(sketch),
-                    Some(acc) => acc
-                        .merge(&sketch)
-                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                }
+        for handle in decoding {
+            let merged = handle
+                .await
+                .map_err(|e| StoreError::Unavailable(format!("query decode task: {e}")))??;
+            out.extend(merged);
+        }
+    }
+    Ok(out)
+}
+
+/// Each series' windows (`windows` consecutive values) merged into one sketch;
+/// series without any value are left out.
+fn merge_series(
+    series: Vec<SeriesKey>,
+    values: &[Option<Vec<u8>>],
+    windows: usize,
+) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError> {
+    let mut out = Vec::with_capacity(series.len());
+    for (key, values) in series.into_iter().zip(values.chunks(windows)) {
+        let mut merged: Option<SeriesSketch> = None;
+        for value in values.iter().flatten() {
+            let sketch = frames::merge_value(value)?;
+            match &mut merged {
+                None => merged = Some(sketch),
+                Some(acc) => acc
+                    .merge(&sketch)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             }
-            if let Some(sketch) = merged {
-                out.push((key, sketch));
-            }
+        }
+        if let Some(sketch) = merged {
+            out.push((key, sketch));
         }
     }
     Ok(out)
