@@ -26,18 +26,22 @@ use status_support::{FakeApiServer, IC, MS, RecordedPatch, eventually};
 /// 2027-01-15T08:00:00Z, a minute boundary.
 const NOW: u64 = 1_800_000_000;
 
-fn writer_config() -> WriterConfig {
+/// The writer configuration the binary builds from these flags.
+fn writer_config_from(flags: &[&str]) -> WriterConfig {
     use clap::Parser;
     #[derive(Parser)]
     struct Cli {
         #[command(flatten)]
         status: StatusArgs,
     }
-    // The defaults an operator gets: 5 % threshold, 30 s per object, 5m window.
-    Cli::try_parse_from(["test"])
-        .unwrap()
-        .status
-        .writer_config()
+    let argv = std::iter::once("test").chain(flags.iter().copied());
+    Cli::try_parse_from(argv).unwrap().status.writer_config()
+}
+
+/// The defaults an operator gets: 5 % threshold, 30 s per object, 5m window,
+/// enabledKinds left to function-signals.
+fn writer_config() -> WriterConfig {
+    writer_config_from(&[])
 }
 
 struct Fixture {
@@ -88,7 +92,9 @@ impl Fixture {
             json!({"metadata": {"name": "eu-west"}, "spec": {"signals": {
                 "kinds": [{"name": "Cost"}, {"name": "RequestLifecycle"}, {"name": "PrefixHash"}],
                 "cost": {"pricing": [{"gpu": "H100", "pricePerGpuHour": 2.5}]},
-            }}}),
+            }},
+            // What function-signals sets through Crossplane.
+            "status": {"signals": {"enabledKinds": ["RequestLifecycle", "PrefixHash", "Cost"]}}}),
         );
         server.put(
             IC,
@@ -132,12 +138,16 @@ impl Fixture {
     }
 
     fn writer(&self) -> StatusWriter {
+        self.writer_with(writer_config())
+    }
+
+    fn writer_with(&self, config: WriterConfig) -> StatusWriter {
         StatusWriter::new(
             self.client.clone(),
             self.directory.clone(),
             self.store.clone(),
             self.activity.clone(),
-            writer_config(),
+            config,
         )
     }
 
@@ -308,7 +318,6 @@ async fn writes_exact_status_for_both_kinds() {
             "kind": "InferenceCluster",
             "metadata": {"name": "eu-west"},
             "status": {"signals": {
-                "enabledKinds": ["RequestLifecycle", "PrefixHash", "Cost"],
                 "lastFlush": "2027-01-15T08:00:00Z",
                 "droppedEvents": 0,
                 "lastDatapoint": {
@@ -364,7 +373,6 @@ async fn writes_exact_status_for_both_kinds() {
     assert_eq!(
         us.body["status"],
         json!({"signals": {
-            "enabledKinds": ["RequestLifecycle"],
             "lastFlush": "2027-01-15T08:00:00Z",
             "droppedEvents": 0,
             "lastDatapoint": {
@@ -388,6 +396,11 @@ async fn writes_exact_status_for_both_kinds() {
     let stored = f.server.object(IC, "", "us-east").unwrap();
     assert_eq!(stored["status"]["conditions"][0]["type"], "Ready");
     assert_eq!(stored["status"]["signals"]["agentReporting"], true);
+    let stored = f.server.object(IC, "", "eu-west").unwrap();
+    assert_eq!(
+        stored["status"]["signals"]["enabledKinds"],
+        json!(["RequestLifecycle", "PrefixHash", "Cost"])
+    );
 }
 
 #[tokio::test]
@@ -482,7 +495,7 @@ async fn each_object_is_written_at_most_once_per_interval() {
 }
 
 #[tokio::test]
-async fn agent_reporting_and_enabled_kinds_flip_on_any_change() {
+async fn agent_reporting_flips_on_any_change() {
     let f = Fixture::start().await;
     f.store_known_fleet().await;
     let mut writer = f.writer();
@@ -498,24 +511,48 @@ async fn agent_reporting_and_enabled_kinds_flip_on_any_change() {
         eu.body["status"]["signals"]["lastFlush"],
         "2027-01-15T08:00:00Z"
     );
+}
 
-    // The XR's kinds change: the next pass past the interval writes them.
-    f.server.put(
-        IC,
-        json!({"metadata": {"name": "us-east"},
-        "spec": {"signals": {"kinds": [{"name": "RequestLifecycle"}, {"name": "Capacity"}]}}}),
-    );
-    eventually("the new kinds are in the directory", || {
-        f.directory.cluster("us-east").unwrap().enabled_kinds.len() == 2
-    })
-    .await;
-    writer.reconcile_once(NOW + 152).await;
-    let patches = f.server.take_patches();
-    let us = patch_for(&patches, "/inferenceclusters/us-east/status");
-    assert_eq!(
-        us.body["status"]["signals"]["enabledKinds"],
-        json!(["RequestLifecycle", "Capacity"])
-    );
+/// function-signals owns `enabledKinds`: by default a kinds change writes
+/// nothing; with `--status-enabled-kinds` (no function) it is written.
+#[tokio::test]
+async fn enabled_kinds_are_written_only_when_asked() {
+    for (flags, expect_write) in [(&[][..], false), (&["--status-enabled-kinds"][..], true)] {
+        let f = Fixture::start().await;
+        let mut writer = f.writer_with(writer_config_from(flags));
+        writer.reconcile_once(NOW).await;
+        let first = f.server.take_patches();
+        let us = patch_for(&first, "/inferenceclusters/us-east/status");
+        assert_eq!(
+            us.body["status"]["signals"].get("enabledKinds").cloned(),
+            expect_write.then(|| json!(["RequestLifecycle"])),
+            "{flags:?}"
+        );
+
+        f.server.put(
+            IC,
+            json!({"metadata": {"name": "us-east"},
+                "spec": {"signals": {"kinds": [{"name": "Capacity"}, {"name": "RequestLifecycle"}]}}}),
+        );
+        eventually("the new kinds are in the directory", || {
+            f.directory.cluster("us-east").unwrap().enabled_kinds.len() == 2
+        })
+        .await;
+        let report = writer.reconcile_once(NOW + 31).await;
+        let patches = f.server.take_patches();
+        if expect_write {
+            assert_eq!(report.written, 1, "{report:?}");
+            let us = patch_for(&patches, "/inferenceclusters/us-east/status");
+            // SignalKind::ALL order, exactly as function-signals writes it.
+            assert_eq!(
+                us.body["status"]["signals"]["enabledKinds"],
+                json!(["RequestLifecycle", "Capacity"])
+            );
+        } else {
+            assert_eq!(report.written, 0, "{report:?}");
+            assert!(patches.is_empty(), "{patches:#?}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -50,6 +50,16 @@ impl ClusterEntry {
             observed_status: None,
         }
     }
+
+    /// Equal apart from the observed status (which the status writer's own
+    /// writes change, and which must not wake it up again).
+    pub fn same_spec(&self, other: &ClusterEntry) -> bool {
+        let strip = |e: &ClusterEntry| ClusterEntry {
+            observed_status: None,
+            ..e.clone()
+        };
+        strip(self) == strip(other)
+    }
 }
 
 /// What the directory knows about one ModelService.
@@ -72,6 +82,15 @@ impl ServiceEntry {
 
     pub fn serves(&self, model: &str) -> bool {
         self.models.iter().any(|m| m == model)
+    }
+
+    /// Equal apart from the observed metrics (see [`ClusterEntry::same_spec`]).
+    pub fn same_spec(&self, other: &ServiceEntry) -> bool {
+        let strip = |e: &ServiceEntry| ServiceEntry {
+            observed_metrics: None,
+            ..e.clone()
+        };
+        strip(self) == strip(other)
     }
 }
 

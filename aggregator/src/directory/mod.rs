@@ -168,10 +168,19 @@ impl Directory {
 
     // --- writes (the watchers; tests) -------------------------------------
 
+    /// Adds or replaces a cluster. Subscribers are notified only when more
+    /// than its observed status changed.
     pub fn upsert_cluster(&self, entry: ClusterEntry) {
-        let name = entry.name.clone();
-        self.state.write().clusters.insert(name, Arc::new(entry));
-        self.changed();
+        let mut state = self.state.write();
+        let relevant = state
+            .clusters
+            .get(&entry.name)
+            .is_none_or(|old| !old.same_spec(&entry));
+        state.clusters.insert(entry.name.clone(), Arc::new(entry));
+        drop(state);
+        if relevant {
+            self.changed();
+        }
     }
 
     pub fn remove_cluster(&self, name: &str) {
@@ -179,13 +188,23 @@ impl Directory {
         self.changed();
     }
 
+    /// Adds or replaces a service. Subscribers are notified only when more
+    /// than its observed metrics changed.
     pub fn upsert_service(&self, entry: ServiceEntry) {
         let mut state = self.state.write();
         let key = (entry.tenant.clone(), entry.name.clone());
+        let relevant = state
+            .services
+            .get(&key)
+            .is_none_or(|old| !old.same_spec(&entry));
         state.services.insert(key, Arc::new(entry));
-        state.reindex_fleet_models();
+        if relevant {
+            state.reindex_fleet_models();
+        }
         drop(state);
-        self.changed();
+        if relevant {
+            self.changed();
+        }
     }
 
     pub fn remove_service(&self, tenant: &str, name: &str) {

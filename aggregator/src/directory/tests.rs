@@ -154,3 +154,33 @@ fn every_change_notifies_subscribers() {
     directory.remove_cluster("c");
     assert!(changes.has_changed().unwrap());
 }
+
+#[test]
+fn a_status_only_change_does_not_notify() {
+    let directory = Directory::new();
+    let mut changes = directory.subscribe();
+    let mut entry = ClusterEntry::new("c");
+    directory.upsert_cluster(entry.clone());
+    changes.borrow_and_update();
+    entry.observed_status = Some(apis::SignalsStatus::default());
+    directory.upsert_cluster(entry.clone());
+    assert!(!changes.has_changed().unwrap());
+    assert!(directory.cluster("c").unwrap().observed_status.is_some());
+    entry.enabled_kinds = vec![apis::SignalKind::Cost];
+    directory.upsert_cluster(entry);
+    assert!(changes.has_changed().unwrap());
+
+    let mut service = service_from_object(&service("t", "s", "Fleet")).unwrap();
+    directory.upsert_service(service.clone());
+    changes.borrow_and_update();
+    service.observed_metrics = Some(apis::ServiceMetrics::default());
+    directory.upsert_service(service);
+    assert!(!changes.has_changed().unwrap());
+    assert!(
+        directory
+            .service("t", "s")
+            .unwrap()
+            .observed_metrics
+            .is_some()
+    );
+}

@@ -24,6 +24,10 @@ pub struct Settings {
     /// Timestamps are rounded down to this many seconds, so a write is due
     /// when one crosses a boundary, not on every flush.
     pub timestamp_resolution_secs: u64,
+    /// Whether `enabledKinds` is written too. function-signals owns that
+    /// field (it sets it from the spec through Crossplane), so by default
+    /// the aggregator leaves it alone; turn on only without the function.
+    pub write_enabled_kinds: bool,
 }
 
 impl Settings {
@@ -73,7 +77,12 @@ pub fn cluster_status(
     let reporting = activity
         .and_then(|a| a.last_flush)
         .is_some_and(|t| now.saturating_sub(t) <= settings.agent_timeout_secs);
-    let mut enabled_kinds = entry.enabled_kinds.clone();
+    let mut enabled_kinds = if settings.write_enabled_kinds {
+        entry.enabled_kinds.clone()
+    } else {
+        Vec::new()
+    };
+    // The function's order (SignalKind::ALL), so both writers agree exactly.
     enabled_kinds.sort();
     SignalsStatus {
         enabled_kinds,

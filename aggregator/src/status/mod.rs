@@ -82,6 +82,11 @@ pub struct StatusArgs {
     )]
     pub status_timestamp_resolution: RetentionDuration,
 
+    /// Also write `status.signals.enabledKinds`. Leave off when function-signals
+    /// is in the composition: it owns that field.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_STATUS_ENABLED_KINDS")]
+    pub status_enabled_kinds: bool,
+
     /// A cluster's agent counts as reporting if its data was stored within this long.
     #[arg(
         long,
@@ -111,6 +116,7 @@ impl StatusArgs {
                 window_secs: self.status_window.as_secs(),
                 agent_timeout_secs: self.agent_reporting_timeout.as_secs(),
                 timestamp_resolution_secs: self.status_timestamp_resolution.as_secs(),
+                write_enabled_kinds: self.status_enabled_kinds,
             },
             threshold: change::Threshold {
                 relative: self.status_change_threshold,

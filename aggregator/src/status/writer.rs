@@ -229,7 +229,14 @@ impl StatusWriter {
             now,
             &self.config.settings,
         );
-        let seed = cluster.observed_status.clone().map(Owned::Cluster);
+        let write_kinds = self.config.settings.write_enabled_kinds;
+        let seed = cluster.observed_status.clone().map(|mut observed| {
+            if !write_kinds {
+                // Another manager's field: not ours to compare.
+                observed.enabled_kinds.clear();
+            }
+            Owned::Cluster(observed)
+        });
         self.offer(target, Owned::Cluster(status), seed, now, report)
             .await;
     }
@@ -257,7 +264,8 @@ impl StatusWriter {
             return;
         }
         state.last_attempt = Some(now);
-        match apply(&self.client, &target, &new).await {
+        let body = apply_body(&target, &new, self.config.settings.write_enabled_kinds);
+        match apply(&self.client, &target, &body).await {
             Ok(()) => {
                 state.current = Some(new);
                 report.written += 1;
@@ -275,14 +283,20 @@ fn service_seed(service: &ServiceEntry) -> Option<Owned> {
 }
 
 /// The server-side apply body: identity plus only the owned status fields.
-fn apply_body(target: &Target, owned: &Owned) -> Value {
+fn apply_body(target: &Target, owned: &Owned, write_enabled_kinds: bool) -> Value {
     match (target, owned) {
-        (Target::Cluster(name), Owned::Cluster(status)) => json!({
-            "apiVersion": apis::API_VERSION,
-            "kind": apis::INFERENCE_CLUSTER_KIND,
-            "metadata": { "name": name },
-            "status": { "signals": status },
-        }),
+        (Target::Cluster(name), Owned::Cluster(status)) => {
+            let mut signals = serde_json::to_value(status).unwrap_or_default();
+            if !write_enabled_kinds && let Some(fields) = signals.as_object_mut() {
+                fields.remove("enabledKinds");
+            }
+            json!({
+                "apiVersion": apis::API_VERSION,
+                "kind": apis::INFERENCE_CLUSTER_KIND,
+                "metadata": { "name": name },
+                "status": { "signals": signals },
+            })
+        }
         (Target::Service { tenant, name }, Owned::Service(metrics)) => json!({
             "apiVersion": apis::API_VERSION,
             "kind": apis::MODEL_SERVICE_KIND,
@@ -293,10 +307,9 @@ fn apply_body(target: &Target, owned: &Owned) -> Value {
     }
 }
 
-async fn apply(client: &kube::Client, target: &Target, owned: &Owned) -> Result<(), kube::Error> {
-    let body = apply_body(target, owned);
+async fn apply(client: &kube::Client, target: &Target, body: &Value) -> Result<(), kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let patch = Patch::Apply(&body);
+    let patch = Patch::Apply(body);
     match target {
         Target::Cluster(name) => {
             let api = Api::<DynamicObject>::all_with(client.clone(), &inference_clusters());

@@ -1,0 +1,188 @@
+//! The real `signal-aggregator` binary with `--kube on --kubeconfig` pointed
+//! at the in-process API server: it lists and watches the XRs, takes OTLP
+//! spans over HTTP, and writes both statuses by server-side apply. Proves the
+//! flags, the store wrapping and the task wiring in `main`.
+
+#[path = "status_support/mod.rs"]
+mod status_support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use prost::Message as _;
+use serde_json::json;
+use status_support::{FakeApiServer, IC, MS, eventually};
+
+fn text(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn double(key: &str, value: f64) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::DoubleValue(value)),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `n` vLLM `llm_request` spans of model `chat` from team-a on eu-west.
+fn spans(n: usize, e2e: f64) -> ExportTraceServiceRequest {
+    let end = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let spans = (0..n)
+        .map(|i| Span {
+            name: "llm_request".into(),
+            trace_id: vec![1; 16],
+            span_id: vec![i as u8 + 1; 8],
+            start_time_unix_nano: end - (e2e * 1e9) as u64,
+            end_time_unix_nano: end,
+            attributes: vec![
+                text("gen_ai.response.model", "chat"),
+                double("gen_ai.latency.e2e", e2e),
+                double("gen_ai.latency.time_to_first_token", 0.1),
+            ],
+            ..Default::default()
+        })
+        .collect();
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![
+                    text("modelplane.tenant", "team-a"),
+                    text("modelplane.cluster", "eu-west"),
+                ],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
+    let (server, url) = FakeApiServer::start().await;
+    server.put(
+        IC,
+        json!({"metadata": {"name": "eu-west"},
+        "spec": {"signals": {"kinds": [{"name": "RequestLifecycle"}]}}}),
+    );
+    server.put(
+        MS,
+        json!({"metadata": {"name": "chat", "namespace": "team-a"},
+        "spec": {"observability": {"metrics": {"scope": "Fleet"}}}}),
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-aggregator"))
+        .args(["--kube", "on", "--kubeconfig"])
+        .arg(&kubeconfig)
+        .args(["--status-interval", "1s", "--status-min-interval", "1s"])
+        .args([
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--api-addr", "127.0.0.1:0", "--log-format", "text"])
+        .env_remove("SIGNAL_AGGREGATOR_REDIS_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _running = Running(child);
+    let http = tokio::task::spawn_blocking(move || {
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            if let Some(at) = line.find("or  http://") {
+                let rest = &line[at + "or  http://".len()..];
+                return rest.split('/').next().unwrap().to_string();
+            }
+        }
+        panic!("the binary never printed its OTLP/HTTP address");
+    })
+    .await
+    .unwrap();
+
+    let response = reqwest::Client::new()
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(spans(20, 0.5).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    eventually("the cluster status says the agent reports", || {
+        server.patches().iter().any(|p| {
+            p.path.ends_with("/inferenceclusters/eu-west/status")
+                && p.body["status"]["signals"]["agentReporting"] == true
+                && p.body["status"]["signals"]["lastDatapoint"]["RequestLifecycle"].is_string()
+        })
+    })
+    .await;
+    eventually("the service status carries the request rate", || {
+        server.patches().iter().any(|p| {
+            p.path
+                .ends_with("/namespaces/team-a/modelservices/chat/status")
+                && p.body["status"]["observability"]["metrics"]["requestRate"]
+                    .as_f64()
+                    .is_some_and(|r| (r - 20.0 / 300.0).abs() < 1e-9)
+        })
+    })
+    .await;
+    let chat = server
+        .patches()
+        .into_iter()
+        .rfind(|p| p.path.ends_with("/modelservices/chat/status"))
+        .unwrap();
+    let e2e = &chat.body["status"]["observability"]["metrics"]["e2eSeconds"];
+    assert!((e2e["p50"].as_f64().unwrap() - 0.5).abs() < 0.01, "{e2e}");
+    for patch in server.patches() {
+        assert_eq!(patch.query["fieldManager"], "signal-aggregator");
+        assert_eq!(patch.content_type, "application/apply-patch+yaml");
+    }
+    assert!(server.violations().is_empty(), "{:?}", server.violations());
+    assert!(
+        server.watch_requests() >= 2,
+        "both kinds are watched, not polled"
+    );
+}
