@@ -326,6 +326,9 @@ async fn writes_exact_status_for_both_kinds() {
                     "RequestLifecycle": "2027-01-15T07:59:00Z",
                 },
                 "agentReporting": true,
+                // 2 GPU-hours of H100 at 2.5 USD, team-a's chat the only user.
+                "cost": {"window": "5m", "gpuHours": 2.0, "cost": 5.0,
+                         "costPerGpuHour": 2.5, "currency": "USD"},
             }},
         })
     );
@@ -626,4 +629,52 @@ async fn a_restarted_writer_does_not_rewrite_what_is_already_there() {
         "2027-01-15T07:59:00Z"
     );
     assert_eq!(eu.body["status"]["signals"]["agentReporting"], false);
+}
+
+/// A cluster whose agents report GPU counts (Capacity) but no GPU time:
+/// GPU-hours are the mean count over the window; unpriced SKUs count as
+/// GPU-hours but not toward $/GPU-hour.
+#[tokio::test]
+async fn cluster_cost_from_capacity_and_pricing() {
+    let f = Fixture::start().await;
+    f.server.put(
+        IC,
+        json!({"metadata": {"name": "ap-south"}, "spec": {"signals": {
+            "kinds": [{"name": "Capacity"}, {"name": "Cost"}],
+            "cost": {"pricing": [{"gpu": "A100", "pricePerGpuHour": 1.5, "currency": "EUR"}]},
+        }}}),
+    );
+    eventually("ap-south is in the directory", || {
+        f.directory.cluster("ap-south").is_some()
+    })
+    .await;
+    let gauge = |sku: &str, value: f64, secs: u64| {
+        at(
+            secs,
+            FieldKey::with_dim(Field::Gpus, DIM_SKU, sku),
+            Datum::Gauge(value),
+        )
+    };
+    f.store(vec![(
+        key("infra", "ap-south", "", SignalKind::Capacity),
+        vec![
+            gauge("A100", 8.0, NOW - 150),
+            gauge("A100", 8.0, NOW - 90),
+            gauge("L4", 4.0, NOW - 90),
+        ],
+    )])
+    .await;
+    f.writer().reconcile_once(NOW).await;
+    let patches = f.server.patches();
+    let ap = patch_for(&patches, "/inferenceclusters/ap-south/status");
+    // A100: 8 GPUs × 300 s = 2/3 h at 1.5 EUR; L4: 4 × 300 s = 1/3 h, unpriced.
+    assert_json_close(
+        &ap.body["status"]["signals"]["cost"],
+        &json!({"window": "5m", "gpuHours": 1.0, "cost": 1.0,
+                "costPerGpuHour": 1.5, "currency": "EUR"}),
+        "cost",
+    );
+    // No pricing, no cost block.
+    let us = patch_for(&patches, "/inferenceclusters/us-east/status");
+    assert!(us.body["status"]["signals"].get("cost").is_none());
 }

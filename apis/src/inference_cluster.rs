@@ -258,4 +258,26 @@ pub struct SignalsStatus {
     /// Whether the cluster's agent reported within the last few flush intervals.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent_reporting: Option<bool>,
+    /// GPU cost over the aggregator's status window (with `spec.signals.cost.pricing`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<ClusterCostStatus>,
+}
+
+/// GPU-hours and their price over a window, from the Cost signal's GPU time
+/// (or Capacity's GPU count when no GPU time is reported) and `cost.pricing`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterCostStatus {
+    /// The window the numbers cover, e.g. `5m`.
+    pub window: String,
+    /// GPU-hours used in the window, every SKU.
+    pub gpu_hours: f64,
+    /// GPU-hours of priced SKUs times their price.
+    pub cost: f64,
+    /// `cost` per priced GPU-hour; absent when no GPU-hour is priced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_per_gpu_hour: Option<f64>,
+    /// ISO 4217 currency of `cost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
 }

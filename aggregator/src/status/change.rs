@@ -3,7 +3,7 @@
 //! (kinds, booleans, presence, cluster sets, rounded timestamps) exactly.
 //! `updatedAt` is the time of the write itself and never counts.
 
-use apis::{ClusterBreakdown, LatencyQuantiles, ServiceMetrics, SignalsStatus};
+use apis::{ClusterBreakdown, ClusterCostStatus, LatencyQuantiles, ServiceMetrics, SignalsStatus};
 
 /// Numbers closer than this in absolute terms are equal (both "zero").
 const ABSOLUTE_EPSILON: f64 = 1e-12;
@@ -56,6 +56,21 @@ impl Threshold {
             || old.last_flush != new.last_flush
             || old.last_datapoint != new.last_datapoint
             || self.count(old.dropped_events, new.dropped_events)
+            || self.cost(&old.cost, &new.cost)
+    }
+
+    fn cost(&self, old: &Option<ClusterCostStatus>, new: &Option<ClusterCostStatus>) -> bool {
+        match (old, new) {
+            (Some(a), Some(b)) => {
+                a.window != b.window
+                    || a.currency != b.currency
+                    || self.number(a.gpu_hours, b.gpu_hours)
+                    || self.number(a.cost, b.cost)
+                    || self.option(a.cost_per_gpu_hour, b.cost_per_gpu_hour)
+            }
+            (None, None) => false,
+            _ => true,
+        }
     }
 
     pub fn service_changed(&self, old: &ServiceMetrics, new: &ServiceMetrics) -> bool {

@@ -2,7 +2,7 @@
 //! activity and the store. Numbers are read with the query API's own readout
 //! functions (`serve::readout`, `serve::signals`), so status and API agree.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use apis::{ClusterBreakdown, LatencyQuantiles, ServiceMetrics, SignalsStatus};
 
@@ -11,7 +11,7 @@ use crate::directory::{ClusterEntry, Directory, ServiceEntry};
 use crate::serve::readout;
 use crate::serve::rfc3339;
 use crate::serve::signals::{REPORTED_QUANTILES, total_of};
-use crate::signal::{DIM_SKU, Field, FieldKey, SeriesKey, SignalKind};
+use crate::signal::{Field, FieldKey, SeriesKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::{SketchStore, StoreError, StoreQuery};
 
@@ -58,6 +58,7 @@ pub fn cluster_status(
     entry: &ClusterEntry,
     activity: Option<&ClusterActivity>,
     dropped_baseline: u64,
+    cost: Option<apis::ClusterCostStatus>,
     now: u64,
     settings: &Settings,
 ) -> SignalsStatus {
@@ -90,6 +91,7 @@ pub fn cluster_status(
         dropped_events: Some(dropped_baseline + activity.map_or(0, |a| a.dropped)),
         last_datapoint,
         agent_reporting: entry.signals_configured.then_some(reporting),
+        cost,
     }
 }
 
@@ -246,7 +248,9 @@ pub async fn service_metrics(
             None
         },
         prefix_coverage: prefix_coverage(&prefixes),
-        cost_per_token: dollars(directory, &cost).and_then(|d| ratio(d, tokens)),
+        cost_per_token: super::cost::service_cost(directory, &cost)
+            .cost()
+            .and_then(|c| ratio(c, tokens)),
         clusters,
     })
 }
@@ -280,29 +284,4 @@ pub fn prefix_coverage(per_cluster: &BTreeMap<String, SeriesSketch>) -> Option<f
         .map(|i| (all - union_except(Some(i))).max(0.0))
         .sum();
     Some(((all - only_one) / all).clamp(0.0, 1.0))
-}
-
-/// Dollars spent by the service: GPU-seconds per SKU on each cluster times
-/// that cluster's `spec.signals.cost.pricing`. None when no GPU time is priced.
-fn dollars(directory: &Directory, cost: &BTreeMap<String, SeriesSketch>) -> Option<f64> {
-    let mut total = None;
-    for (cluster, sketch) in cost {
-        let skus: BTreeSet<&String> = sketch
-            .fields_named(Field::GpuSeconds)
-            .filter_map(|(k, _)| k.dims.get(DIM_SKU))
-            .collect();
-        for sku in skus {
-            let Some(price) = directory.pricing(cluster, sku) else {
-                continue;
-            };
-            let seconds =
-                readout_total(sketch, &FieldKey::with_dim(Field::GpuSeconds, DIM_SKU, sku));
-            *total.get_or_insert(0.0) += seconds / 3_600.0 * price.price_per_gpu_hour;
-        }
-    }
-    total
-}
-
-fn readout_total(sketch: &SeriesSketch, key: &FieldKey) -> f64 {
-    sketch.field(key).and_then(readout::total).unwrap_or(0.0)
 }

@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod change;
 pub mod compute;
+pub mod cost;
 pub mod writer;
 
 use std::future::Future;

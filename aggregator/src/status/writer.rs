@@ -17,6 +17,7 @@ use super::FIELD_MANAGER;
 use super::activity::Activity;
 use super::change::Threshold;
 use super::compute::{self, FleetFigures, Settings};
+use super::cost;
 use crate::directory::watch::{inference_clusters, model_services};
 use crate::directory::{ClusterEntry, Directory, ServiceEntry};
 use crate::serve::Clock;
@@ -221,14 +222,19 @@ impl StatusWriter {
                     .and_then(|s| s.dropped_events)
                     .unwrap_or(0)
             });
+        let settings = self.config.settings;
+        let cost = match cost::cluster_cost(self.store.as_ref(), cluster, now, &settings).await {
+            Ok(cost) => cost,
+            Err(error) => {
+                tracing::warn!(cluster = %cluster.name, %error,
+                    "cannot read this cluster's GPU time; status not updated");
+                report.failed += 1;
+                return;
+            }
+        };
         let activity = self.activity.cluster(&cluster.name);
-        let status = compute::cluster_status(
-            cluster,
-            activity.as_ref(),
-            baseline,
-            now,
-            &self.config.settings,
-        );
+        let status =
+            compute::cluster_status(cluster, activity.as_ref(), baseline, cost, now, &settings);
         let write_kinds = self.config.settings.write_enabled_kinds;
         let seed = cluster.observed_status.clone().map(|mut observed| {
             if !write_kinds {
