@@ -8,8 +8,9 @@ pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 pub const DNS_SUBDOMAIN_PATTERN: &str = "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$";
 /// A key of a Secret's data.
 pub const SECRET_KEY_PATTERN: &str = "^[-._a-zA-Z0-9]+$";
-/// `host:port` with no scheme or path and a port in 1..=65535 (no leading zero).
-pub const HOST_PORT_PATTERN: &str = "^[^\\s/]+:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
+/// `host:port` with no scheme, path or user-info (`@` would carry credentials into
+/// a ConfigMap) and a port in 1..=65535 (no leading zero).
+pub const HOST_PORT_PATTERN: &str = "^[^\\s/@]+:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$";
 /// An image reference: no whitespace.
 pub const IMAGE_PATTERN: &str = "^\\S+$";
 /// At least one non-whitespace character.

@@ -198,7 +198,14 @@ impl SignalsSpec {
             {
                 errors.push(
                     "spec.signals.aggregator.endpoint",
-                    format!("{endpoint:?} is not host:port"),
+                    if let Some((_, host)) = endpoint.rsplit_once('@') {
+                        // Never echo user-info: it is a credential.
+                        format!(
+                            "{host:?} carries user-info; the ingest token belongs in the Secret named by tokenSecretRef"
+                        )
+                    } else {
+                        format!("{endpoint:?} is not host:port")
+                    },
                 );
             }
             if let Some(secret) = &aggregator.token_secret_ref {
@@ -218,7 +225,7 @@ fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty()
-                && !host.contains('/')
+                && !host.contains(['/', '@'])
                 && !host.contains(char::is_whitespace)
                 && !port.starts_with('0')
                 && port.parse::<u16>().is_ok_and(|p| p > 0)
@@ -281,7 +288,8 @@ impl ObservabilitySpec {
                         if !scheme_ok || endpoint.contains(char::is_whitespace) {
                             errors.push(
                                 "spec.observability.traces.endpoint",
-                                format!("{endpoint:?} must be an http:// or https:// URL"),
+                                // Not quoted: a URL may carry credentials in its user-info or query.
+                                "must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel".to_string(),
                             );
                         }
                     }

@@ -995,6 +995,13 @@ fn rejection_cases() -> Vec<Case> {
             rust: Field("spec.signals.aggregator.endpoint"),
         },
         Case {
+            name: "aggregator endpoint with user-info",
+            kind: IC,
+            spec: ic(json!({"aggregator": {"endpoint": "user:secret@agg:4317"}})),
+            xrd: Schema,
+            rust: Field("spec.signals.aggregator.endpoint"),
+        },
+        Case {
             name: "aggregator port out of range",
             kind: IC,
             spec: ic(json!({"aggregator": {"endpoint": "agg:65536"}})),

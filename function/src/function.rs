@@ -14,9 +14,7 @@ use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
 use crate::input::{DEFAULT_SYSTEM_NAMESPACE, Input, Mode, ProviderConfigKind};
-use crate::render::model_service::{
-    OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy, redact_url,
-};
+use crate::render::model_service::{OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy};
 use crate::render::object::{self, ProviderConfig};
 use crate::render::status::{AGENT_READY, is_ready, reason, signals_status};
 use crate::render::{AgentPlan, agent_manifests, enabled_kinds};
@@ -133,17 +131,6 @@ fn inference_cluster(
         return Ok(());
     };
     signals.validate().map_err(|errors| errors.to_string())?;
-    if let Some(endpoint) = signals
-        .aggregator
-        .as_ref()
-        .and_then(|a| a.endpoint.as_deref())
-        && endpoint.contains('@')
-    {
-        return Err(format!(
-            "spec.signals.aggregator.endpoint: {:?} carries user-info; the ingest token belongs in the Secret named by tokenSecretRef",
-            redact_url(&format!("grpc://{endpoint}")).trim_start_matches("grpc://")
-        ));
-    }
     let kinds = enabled_kinds(signals);
     merge_desired_status(rsp, signals_status(&kinds));
     if kinds.is_empty() {
@@ -276,14 +263,8 @@ fn model_service(rsp: &mut RunFunctionResponse, raw: &Value) -> Result<(), Strin
     let service: ModelService = parse_xr(raw)?;
     let spec = service.spec.observability.as_ref();
     if let Some(spec) = spec {
-        spec.validate().map_err(|errors| {
-            // An endpoint quoted in an error may carry credentials in its user-info or query.
-            let message = errors.to_string();
-            match spec.traces.as_ref().and_then(|t| t.endpoint.as_deref()) {
-                Some(endpoint) => message.replace(endpoint, &redact_url(endpoint)),
-                None => message,
-            }
-        })?;
+        // apis' messages never quote an endpoint, which may carry credentials.
+        spec.validate().map_err(|errors| errors.to_string())?;
     }
     let policy = effective_policy(spec);
     let traces_enabled = policy.traces_enabled;

@@ -150,7 +150,7 @@ fn an_invalid_model_service_endpoint_is_refused_without_echoing_credentials() {
     )));
     assert_eq!(
         rsp["results"][0]["message"],
-        r#"spec.observability.traces.endpoint: "ftp://host/x" must be an http:// or https:// URL"#
+        "spec.observability.traces.endpoint: must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel"
     );
 }
 
