@@ -103,7 +103,7 @@ def test_thirty_second_redis_outage_buffers_refuses_and_catches_up(aggregator_fa
             redis.url,
             "--redis-flush-interval", "200ms",
             # Small enough that 30 s of this load fills it, so refusal is exercised.
-            "--redis-buffer-bytes", str(2 << 20),
+            "--redis-buffer-bytes", str(128 << 10),
         ).start()
         aggregator.wait_ready()
         sender = SteadySender(aggregator.otlp_http, TENANT, CLUSTER, MODEL, spans=SPANS, workers=2).start()
@@ -112,12 +112,16 @@ def test_thirty_second_redis_outage_buffers_refuses_and_catches_up(aggregator_fa
         redis.stop()
         outage_started = time.monotonic()
         saw_not_ready = saw_metric_down = False
+        metrics_failures: list[str] = []
         while time.monotonic() - outage_started < 30:
             status, body = aggregator.readyz()
             if status == 503 and "redis unreachable" in body["store"]["detail"]:
                 saw_not_ready = True
-            if metric(aggregator.metrics(), "signal_aggregator_redis_up") == 0:
+            scrape = requests.get(f"{aggregator.api_url}/metrics", timeout=10)
+            if scrape.status_code == 200 and metric(scrape.text, "signal_aggregator_redis_up") == 0:
                 saw_metric_down = True
+            elif scrape.status_code != 200:
+                metrics_failures.append(scrape.text[:200])
             time.sleep(1)
         refused_during_outage = sender.books.refused_retryable
         redis.start()
@@ -127,10 +131,13 @@ def test_thirty_second_redis_outage_buffers_refuses_and_catches_up(aggregator_fa
         books = sender.stop()
 
         assert saw_not_ready, "/readyz never reported the outage"
-        assert saw_metric_down, "/metrics never reported redis down"
-        assert refused_during_outage > 0, "the outage buffer never filled"
+        assert refused_during_outage > 0, f"the outage buffer never filled: {books}"
         assert books.retry_after_seen == books.refused_retryable, "every refusal says when to retry"
         assert not books.in_doubt and not books.other_failures, books
         acked = expected(books.acked_requests, books.acked_spans, books.acked_output_tokens)
         assert settled_totals(aggregator, acked, timeout=60) == acked
         assert metric(aggregator.metrics(), "signal_aggregator_redis_up") == 1
+        # Last, so everything above is checked even while this fails: the
+        # outage must show on /metrics as a gauge, not as a failed scrape.
+        assert not metrics_failures, f"/metrics failed during the outage: {metrics_failures[0]}"
+        assert saw_metric_down, "/metrics never reported redis down"
