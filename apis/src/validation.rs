@@ -67,7 +67,7 @@ fn check_ratio(errors: &mut FieldErrors, path: &str, value: f64) {
 
 /// A DNS-1123 label, as Kubernetes requires for namespaces
 /// ([`crate::schema::DNS_LABEL_PATTERN`]).
-fn is_dns_label(s: &str) -> bool {
+pub fn is_dns_label(s: &str) -> bool {
     s.len() <= 63 && !s.contains('.') && is_dns_name(s)
 }
 
@@ -221,7 +221,9 @@ impl SignalsSpec {
     }
 }
 
-fn is_host_port(s: &str) -> bool {
+/// `host:port` with a non-empty host, no scheme, path or user-info (`@` would
+/// smuggle credentials into a rendered config) and a port in 1..=65535.
+pub fn is_host_port(s: &str) -> bool {
     match s.rsplit_once(':') {
         Some((host, port)) => {
             !host.is_empty()

@@ -121,7 +121,7 @@ impl Input {
             ));
         }
         if let Some(endpoint) = &input.aggregator_endpoint
-            && !crate::render::is_host_port(endpoint)
+            && !apis::validation::is_host_port(endpoint)
         {
             return Err(format!(
                 "input.aggregatorEndpoint: {endpoint:?} is not host:port"
@@ -135,7 +135,7 @@ impl Input {
             ));
         }
         if let Some(ns) = &input.object_namespace
-            && !crate::render::is_dns_label(ns)
+            && !apis::validation::is_dns_label(ns)
         {
             return Err(format!(
                 "input.objectNamespace: {ns:?} is not a valid namespace name"

@@ -310,30 +310,6 @@ pub fn agent_manifests(plan: &AgentPlan) -> Result<BTreeMap<String, Value>, Stri
     Ok(manifests)
 }
 
-/// `host:port` with a non-empty host, no scheme and a non-zero port.
-pub fn is_host_port(s: &str) -> bool {
-    match s.rsplit_once(':') {
-        Some((host, port)) => {
-            !host.is_empty()
-                // '@' would smuggle credentials into the config as user-info.
-                && !host.contains(['/', '@'])
-                && !host.contains(char::is_whitespace)
-                && port.parse::<u16>().is_ok_and(|p| p > 0)
-        }
-        None => false,
-    }
-}
-
-/// A DNS-1123 label, as Kubernetes requires for namespace names.
-pub fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.as_bytes()[0].is_ascii_alphanumeric()
-        && s.as_bytes()[s.len() - 1].is_ascii_alphanumeric()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
