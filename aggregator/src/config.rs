@@ -73,6 +73,30 @@ pub struct Config {
           default_value_t = NormalizeConfig::default().max_series_per_tenant)]
     pub max_series_per_tenant: usize,
 
+    /// Per-cluster ingest tokens, YAML or JSON `{<cluster>: <token> | [<token>, ...]}`
+    /// (a token may be written `sha256:<hex>`). Without it ingest is
+    /// unauthenticated and bound to loopback only.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_INGEST_TOKENS_FILE")]
+    pub ingest_tokens_file: Option<std::path::PathBuf>,
+
+    /// Query tokens, `{operators: [<token>...], tenants: {<tenant>: [<token>...]}}`.
+    /// Without it the API is open and bound to loopback only.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_QUERY_TOKENS_FILE")]
+    pub query_tokens_file: Option<std::path::PathBuf>,
+
+    /// How often the token files are checked for changes (rotation, revocation).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_TOKENS_RELOAD_INTERVAL",
+        default_value = "5s"
+    )]
+    pub tokens_reload_interval: RetentionDuration,
+
+    /// Serve `/metrics` without a token even when query tokens are configured
+    /// (per-tenant series appear there: use only where the scraper is trusted).
+    #[arg(long, env = "SIGNAL_AGGREGATOR_METRICS_OPEN")]
+    pub metrics_open: bool,
+
     #[command(flatten)]
     pub redis: RedisArgs,
 
@@ -149,6 +173,21 @@ impl Config {
         }
     }
 
+    /// The address to bind: as configured when the listener is protected by
+    /// tokens, else its loopback equivalent (unauthenticated listeners are
+    /// never reachable from other hosts). The bool says whether it changed.
+    pub fn bind_addr(configured: SocketAddr, protected: bool) -> (SocketAddr, bool) {
+        if protected || configured.ip().is_loopback() {
+            return (configured, false);
+        }
+        let loopback: std::net::IpAddr = if configured.is_ipv6() {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        };
+        (SocketAddr::new(loopback, configured.port()), true)
+    }
+
     pub fn normalize(&self) -> NormalizeConfig {
         NormalizeConfig {
             max_series_per_tenant: self.max_series_per_tenant,
@@ -177,6 +216,23 @@ mod tests {
                 rollup_after_secs: 7_200,
             })
         );
+    }
+
+    #[test]
+    fn unprotected_listeners_bind_to_loopback() {
+        let any: SocketAddr = "0.0.0.0:4317".parse().unwrap();
+        assert_eq!(
+            Config::bind_addr(any, false),
+            ("127.0.0.1:4317".parse().unwrap(), true)
+        );
+        assert_eq!(Config::bind_addr(any, true), (any, false));
+        let v6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(
+            Config::bind_addr(v6, false),
+            ("[::1]:8080".parse().unwrap(), true)
+        );
+        let local: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        assert_eq!(Config::bind_addr(local, false), (local, false));
     }
 
     #[test]

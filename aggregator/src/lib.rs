@@ -6,6 +6,7 @@
 //! (embedded or Redis) → `serve` (query API, `/metrics`). `pipeline` is the
 //! seam that drives one export request through normalize, sketch and store.
 
+pub mod auth;
 pub mod config;
 pub mod directory;
 pub mod ingest;

@@ -9,6 +9,9 @@ use clap::Parser as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use signal_aggregator::auth::{
+    IngestTokens, QueryAccess, Reloading, parse_ingest_tokens, parse_query_tokens,
+};
 use signal_aggregator::config::{Config, LogFormat, StoreChoice};
 use signal_aggregator::directory::Directory;
 use signal_aggregator::ingest;
@@ -124,11 +127,51 @@ async fn run(config: Config) -> anyhow::Result<()> {
         store.clone(),
         metrics.clone(),
     ));
-    let ingest_config = config.ingest();
+    let mut ingest_config = config.ingest();
+    let reload = Some(Duration::from_secs(
+        config.tokens_reload_interval.as_secs().max(1),
+    ));
+    let ingest_protected = match &config.ingest_tokens_file {
+        Some(path) => {
+            let tokens = Reloading::open(path, parse_ingest_tokens, reload)
+                .context("--ingest-tokens-file")?;
+            tracing::info!(file = %path.display(), tokens = tokens.current().len(), "ingest requires per-cluster bearer tokens");
+            ingest_config.authenticator = Arc::new(IngestTokens::new(tokens));
+            true
+        }
+        None => false,
+    };
+    let access = match &config.query_tokens_file {
+        Some(path) => {
+            let tokens =
+                Reloading::open(path, parse_query_tokens, reload).context("--query-tokens-file")?;
+            tracing::info!(file = %path.display(), tokens = tokens.current().len(), metrics_open = config.metrics_open, "the query API requires bearer tokens");
+            QueryAccess::with_tokens(tokens, config.metrics_open)
+        }
+        None => QueryAccess::open(),
+    };
+    let api_protected = !access.is_open();
+    let (grpc_bind, grpc_narrowed) = Config::bind_addr(config.otlp_grpc_addr, ingest_protected);
+    let (http_bind, http_narrowed) = Config::bind_addr(config.otlp_http_addr, ingest_protected);
+    let (api_bind, api_narrowed) = Config::bind_addr(config.api_addr, api_protected);
+    if grpc_narrowed || http_narrowed {
+        tracing::warn!(
+            otlp_grpc = %grpc_bind, otlp_http = %http_bind,
+            "NO INGEST TOKENS: OTLP ingest is unauthenticated, so it listens on loopback only; \
+             set --ingest-tokens-file to accept agents from other hosts (docs/auth.md)"
+        );
+    }
+    if api_narrowed {
+        tracing::warn!(
+            api = %api_bind,
+            "NO QUERY TOKENS: the query API is open, so it listens on loopback only; \
+             set --query-tokens-file to serve other hosts (docs/auth.md)"
+        );
+    }
 
-    let grpc_listener = bind(config.otlp_grpc_addr, "OTLP/gRPC", "--otlp-grpc-addr").await?;
-    let http_listener = bind(config.otlp_http_addr, "OTLP/HTTP", "--otlp-http-addr").await?;
-    let api_listener = bind(config.api_addr, "the query API", "--api-addr").await?;
+    let grpc_listener = bind(grpc_bind, "OTLP/gRPC", "--otlp-grpc-addr").await?;
+    let http_listener = bind(http_bind, "OTLP/HTTP", "--otlp-http-addr").await?;
+    let api_listener = bind(api_bind, "the query API", "--api-addr").await?;
     let grpc_addr = reachable(grpc_listener.local_addr()?);
     let http_addr = reachable(http_listener.local_addr()?);
     let api_addr = reachable(api_listener.local_addr()?);
@@ -158,6 +201,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .context("OTLP/HTTP server failed")
     });
     let mut api_state = ApiState::new(store.clone(), metrics);
+    // Fleet answers include only what the directory says opted in; until the
+    // XRs are listed (or without Kubernetes) that is nothing.
+    api_state.fleet = Arc::new(directory.clone());
+    api_state.prices = Arc::new(directory.clone());
+    api_state.access = Arc::new(access);
     if let Some(redis) = &redis {
         let redis = redis.clone();
         api_state
@@ -189,6 +237,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
         retention = %config.retention,
         "signal-aggregator ready"
     );
+    for (narrowed, what) in [
+        (
+            grpc_narrowed || http_narrowed,
+            "OTLP ingest has no tokens (--ingest-tokens-file)",
+        ),
+        (
+            api_narrowed,
+            "the query API has no tokens (--query-tokens-file)",
+        ),
+    ] {
+        if narrowed {
+            println!("WARNING: {what}: listening on loopback only");
+        }
+    }
     println!(
         "signal-aggregator ready ({description}, retention {retention})\n  \
          send OTLP to   grpc://{grpc_addr}  or  http://{http_addr}/v1/metrics, http://{http_addr}/v1/traces\n  \

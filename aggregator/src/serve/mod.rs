@@ -5,12 +5,14 @@
 //! cross-tenant, filtered by a [`FleetPolicy`]) and operational routes (health,
 //! readiness, metrics, OpenAPI).
 
+pub mod cost;
 pub mod error;
 mod fleet;
 mod metrics;
 pub mod openapi;
 pub mod params;
 pub mod readout;
+mod scheduler;
 pub mod signals;
 mod tenant;
 mod time;
@@ -25,6 +27,7 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::json;
 
+use crate::auth::QueryAccess;
 use crate::signal::SeriesKey;
 use crate::store::{SketchStore, StoreError};
 use crate::telemetry::SelfMetrics;
@@ -73,6 +76,10 @@ pub struct ApiState {
     pub clock: Clock,
     pub fleet: Arc<dyn FleetPolicy>,
     pub extra_metrics: Vec<MetricsSource>,
+    /// Configured GPU prices (the fleet directory in the binary).
+    pub prices: Arc<dyn cost::PriceBook>,
+    /// Who may read what; open unless query tokens are configured.
+    pub access: Arc<QueryAccess>,
 }
 
 impl ApiState {
@@ -83,6 +90,8 @@ impl ApiState {
             clock: system_clock(),
             fleet: Arc::new(AllSeries),
             extra_metrics: Vec::new(),
+            prices: Arc::new(cost::NoPrices),
+            access: Arc::new(QueryAccess::open()),
         }
     }
 }
@@ -92,6 +101,9 @@ impl ApiState {
 pub const ROUTES: &[&str] = &[
     "/v1/tenants/{tenant}/signals/{kind}",
     "/v1/fleet/compare",
+    "/v1/scheduler/capacity",
+    "/v1/scheduler/prefix-overlap",
+    "/v1/scheduler/overflow",
     "/openapi.json",
     "/healthz",
     "/readyz",
@@ -106,6 +118,17 @@ pub fn fleet_routes() -> Router<ApiState> {
     Router::new().route("/v1/fleet/compare", get(fleet::compare))
 }
 
+/// Operator-only answers for schedulers (fleet-visible series only).
+pub fn scheduler_routes() -> Router<ApiState> {
+    Router::new()
+        .route("/v1/scheduler/capacity", get(scheduler::capacity))
+        .route(
+            "/v1/scheduler/prefix-overlap",
+            get(scheduler::prefix_overlap),
+        )
+        .route("/v1/scheduler/overflow", get(scheduler::overflow))
+}
+
 pub fn operational_routes() -> Router<ApiState> {
     Router::new()
         .route("/openapi.json", get(openapi_json))
@@ -114,12 +137,19 @@ pub fn operational_routes() -> Router<ApiState> {
         .route("/metrics", get(metrics::render))
 }
 
+/// The whole API, behind `state.access` (401/403 before any handler runs).
 pub fn router(state: ApiState) -> Router {
+    let access = state.access.clone();
     tenant_routes()
         .merge(fleet_routes())
+        .merge(scheduler_routes())
         .merge(operational_routes())
         .fallback(not_found)
         .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            access,
+            crate::auth::query::enforce,
+        ))
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.

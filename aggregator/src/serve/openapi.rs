@@ -150,6 +150,8 @@ fn schemas() -> Value {
                 "by_sku": { "type": "object", "additionalProperties": { "type": "object", "properties": {
                     "gpu_hours": { "type": "number" },
                     "price_per_gpu_hour": { "type": ["number", "null"] },
+                    "price_source": { "type": ["string", "null"], "enum": ["pricing", "reported", "mixed", null],
+                        "description": "pricing: the cluster's spec.signals.cost.pricing; reported: the price gauge the cluster sent; mixed: clusters with different prices merged." },
                     "dollars": { "type": ["number", "null"] } } } } }
         },
         "ReliabilityGroup": {
@@ -330,5 +332,107 @@ pub fn document() -> Value {
     ) {
         target.extend(extra);
     }
+    if let Some(paths) = doc.pointer_mut("/paths").and_then(Value::as_object_mut) {
+        paths.extend(scheduler_paths());
+    }
+    doc["components"]["securitySchemes"] = json!({
+        "bearer": { "type": "http", "scheme": "bearer",
+            "description": "Query token from --query-tokens-file: an operator token reads everything; \
+                            a tenant token reads /v1/tenants/{its tenant}/... only. Without configured \
+                            tokens the API is open and bound to loopback (docs/auth.md)." }
+    });
+    doc["security"] = json!([{ "bearer": [] }]);
+    for open in ["/healthz", "/readyz", "/openapi.json"] {
+        doc["paths"][open]["get"]["security"] = json!([]);
+    }
     doc
+}
+
+fn window_example() -> Value {
+    json!({ "from": "2026-01-01T00:55:00Z", "to": "2026-01-01T01:00:00Z",
+            "from_unix_secs": 1767228900, "to_unix_secs": 1767229200, "seconds": 300 })
+}
+
+fn operator_get(
+    id: &str,
+    summary: &str,
+    description: &str,
+    parameters: Vec<Value>,
+    example: Value,
+) -> Value {
+    json!({ "get": {
+        "operationId": id, "summary": summary, "description": description,
+        "parameters": parameters,
+        "responses": {
+            "200": { "description": summary, "content": { "application/json": {
+                "schema": { "type": "object" }, "example": example } } },
+            "400": error_response("A parameter is invalid; the message names it.",
+                "parameter \"model\": required"),
+            "401": error_response("Missing or unknown bearer token.",
+                "missing authorization: send `authorization: Bearer <token>` with an operator or tenant query token"),
+            "403": error_response("A tenant token: these endpoints need the operator token.",
+                "/v1/scheduler/capacity needs an operator token; this token reads tenant \"team-a\" only (/v1/tenants/team-a/...)")
+        }
+    } })
+}
+
+const FLEET_NOTE: &str = "Operator token only. Only fleet-visible series count: those of ModelServices \
+    with observability.metrics.scope Fleet, or of clusters whose privacy.scope is Fleet.";
+
+fn scheduler_paths() -> serde_json::Map<String, Value> {
+    let model = |required: bool| {
+        json!({ "name": "model", "in": "query", "required": required,
+        "schema": { "type": "string" }, "example": "llama-3.1-8b" })
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("/v1/scheduler/capacity".into(), operator_get(
+        "getSchedulerCapacity",
+        "GPUs by SKU per cluster (for the federation matcher)",
+        &format!("Per cluster and GPU SKU: each series' latest gpus/allocated readings summed over the \
+                  cluster's series; free = gpus − allocated; utilization is GPU-weighted; the price per \
+                  GPU-hour comes from spec.signals.cost.pricing, else the reported price gauge. {FLEET_NOTE}"),
+        vec![window_param(), to_param(),
+             query_param("cluster", "Only this cluster.", json!({ "type": "string" }), json!("us-east-1")),
+             query_param("sku", "Only this GPU SKU.", json!({ "type": "string" }), json!("H100"))],
+        json!({ "window": window_example(), "clusters": [
+            { "cluster": "us-east-1",
+              "skus": [{ "sku": "H100", "gpus": 16.0, "allocated": 12.0, "free": 4.0, "utilization": 0.71,
+                         "price_per_gpu_hour": 4.0, "price_source": "pricing" }],
+              "total": { "gpus": 16.0, "allocated": 12.0, "free": 4.0 } } ] }),
+    ));
+    out.insert("/v1/scheduler/prefix-overlap".into(), operator_get(
+        "getSchedulerPrefixOverlap",
+        "Cross-cluster prefix-hash overlap of one model (for routing affinity)",
+        &format!("Per cluster: distinct prefix hashes (HyperLogLog, ~0.8 % standard error) and the top \
+                  hashes; per pair of clusters: union (HLL merge), intersection (inclusion–exclusion, \
+                  clamped), Jaccard and the hashes in both clusters' top lists. {FLEET_NOTE}"),
+        vec![model(true), window_param(), to_param(),
+             query_param("top", "How many top hashes per cluster and shared per pair (1-100).",
+                 json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 }), json!(10))],
+        json!({ "model": "llama-3.1-8b", "window": window_example(),
+                "fleet": { "distinct": 1500.0, "occurrences": 4200 },
+                "clusters": [
+                    { "cluster": "eu-west-1", "distinct": 1000.0, "occurrences": 2500,
+                      "top": [{ "hash": "9f3c1a0b7d2e4f61", "count": 400 }] },
+                    { "cluster": "us-east-1", "distinct": 1000.0, "occurrences": 1700,
+                      "top": [{ "hash": "9f3c1a0b7d2e4f61", "count": 300 }] } ],
+                "pairs": [{ "clusters": ["eu-west-1", "us-east-1"], "distinct_union": 1500.0,
+                            "distinct_intersection": 500.0, "jaccard": 0.333,
+                            "shared_top": [{ "hash": "9f3c1a0b7d2e4f61",
+                                             "counts": { "eu-west-1": 400, "us-east-1": 300 } }] }] }),
+    ));
+    out.insert("/v1/scheduler/overflow".into(), operator_get(
+        "getSchedulerOverflow",
+        "Queue depth and cost per cluster (for overflow routing)",
+        &format!("Per cluster: queue depth and running requests (each series' latest reading, summed), \
+                  request rate and TTFT p99 over the window, free GPUs, and cost: GPU-hours × price, \
+                  $/GPU-hour and $/token (dollars / input+output tokens). {FLEET_NOTE}"),
+        vec![model(false), window_param(), to_param()],
+        json!({ "model": "llama-3.1-8b", "window": window_example(), "clusters": [
+            { "cluster": "us-east-1", "queue_depth": 42.0, "running_requests": 64.0,
+              "requests_per_second": 12.5, "ttft_p99_seconds": 1.9, "free_gpus": 0.0,
+              "gpu_hours": 1.33, "dollars": 5.33, "dollars_per_gpu_hour": 4.0,
+              "tokens": 2400000.0, "dollars_per_token": 0.0000022 } ] }),
+    ));
+    out
 }

@@ -28,10 +28,13 @@ pub const COMPARABLE_FIELDS: &[(SignalKind, Field)] = &[
 ];
 
 /// Extra inputs some kinds need from another kind over the same range.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Companion {
     /// Input plus output tokens of the same group (for Cost's $/token).
     pub tokens: Option<f64>,
+    /// The group's cost priced per cluster (for Cost); without it the
+    /// group is priced with the price gauges it reported.
+    pub cost: Option<crate::serve::cost::CostBreakdown>,
 }
 
 pub fn render_group(
@@ -268,54 +271,10 @@ fn cold_start(sketch: &SeriesSketch) -> Map<String, Json> {
 }
 
 fn cost(sketch: &SeriesSketch, companion: Companion) -> Map<String, Json> {
-    let gpu_seconds = totals_by_dim(sketch, Field::GpuSeconds, DIM_SKU);
-    let prices: BTreeMap<String, f64> = by_dim(sketch, Field::PricePerGpuHour, DIM_SKU)
-        .into_iter()
-        .filter_map(|(sku, keys)| {
-            let price = keys.first().and_then(|(_, f)| readout::gauge(f))?.last;
-            Some((sku, price))
-        })
-        .collect();
-    let mut by_sku = Map::new();
-    let mut gpu_hours_total = 0.0;
-    let mut dollars_total = 0.0;
-    let mut priced_hours = 0.0;
-    for (sku, seconds) in &gpu_seconds {
-        let hours = seconds / 3_600.0;
-        gpu_hours_total += hours;
-        let price = prices.get(sku).copied();
-        let dollars = price.map(|p| p * hours);
-        if let Some(d) = dollars {
-            dollars_total += d;
-            priced_hours += hours;
-        }
-        by_sku.insert(
-            sku.clone(),
-            json!({ "gpu_hours": hours, "price_per_gpu_hour": price, "dollars": dollars }),
-        );
-    }
-    for (sku, price) in &prices {
-        by_sku.entry(sku.clone()).or_insert_with(
-            || json!({ "gpu_hours": 0.0, "price_per_gpu_hour": price, "dollars": 0.0 }),
-        );
-    }
-    let mut out = Map::new();
-    out.insert("gpu_hours".into(), json!(gpu_hours_total));
-    out.insert("dollars".into(), json!(dollars_total));
-    out.insert(
-        "dollars_per_gpu_hour".into(),
-        ratio(dollars_total, priced_hours),
-    );
-    out.insert("tokens".into(), json!(companion.tokens));
-    out.insert(
-        "dollars_per_token".into(),
-        match companion.tokens {
-            Some(tokens) => ratio(dollars_total, tokens),
-            None => Json::Null,
-        },
-    );
-    out.insert("by_sku".into(), Json::Object(by_sku));
-    out
+    let breakdown = companion.cost.unwrap_or_else(|| {
+        crate::serve::cost::CostBreakdown::of_cluster("", sketch, &crate::serve::cost::NoPrices)
+    });
+    breakdown.to_json(companion.tokens)
 }
 
 fn reliability(sketch: &SeriesSketch) -> Map<String, Json> {

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value as Json_, json};
 
+use crate::serve::cost::CostBreakdown;
 use crate::serve::params::{GroupBy, Params, TimeRange, parse_kind, validate_identity};
 use crate::serve::signals::{self, Companion};
 use crate::serve::{ApiError, ApiState, window_json};
@@ -37,14 +38,18 @@ pub async fn signals(
         to_unix_secs: range.to_unix_secs,
     };
     let groups = grouped(&state, &query, group_by).await?;
-    let tokens = if kind == SignalKind::Cost {
+    let (tokens, costs) = if kind == SignalKind::Cost {
         let lifecycle = StoreQuery {
             kind: SignalKind::RequestLifecycle,
             ..query.clone()
         };
-        Some(grouped(&state, &lifecycle, group_by).await?)
+        let tokens = grouped(&state, &lifecycle, group_by).await?;
+        (
+            Some(tokens),
+            Some(costs_per_group(&state, &query, group_by).await?),
+        )
     } else {
-        None
+        (None, None)
     };
     let window_secs = range.to_unix_secs - range.from_unix_secs;
     let rendered: Vec<Json_> = groups
@@ -57,6 +62,7 @@ pub async fn signals(
                             + signals::total_of(s, Field::OutputTokens)
                     })
                 }),
+                cost: costs.as_ref().and_then(|c| c.get(group).cloned()),
             };
             let mut body = serde_json::Map::new();
             if let Some(cluster) = &group.0 {
@@ -109,6 +115,34 @@ pub async fn grouped(
             group_by.model.then(|| key.model.clone()),
         )
     })
+}
+
+/// Each group's cost, every cluster priced with its own prices before the
+/// group's clusters are added up.
+async fn costs_per_group(
+    state: &ApiState,
+    query: &StoreQuery,
+    group_by: GroupBy,
+) -> Result<BTreeMap<GroupKey, CostBreakdown>, ApiError> {
+    let series = state.store.query(query).await?;
+    let per_cluster = merge_groups(series, |key| {
+        (
+            group_by.cluster.then(|| key.cluster.clone()),
+            group_by.model.then(|| key.model.clone()),
+            key.cluster.clone(),
+        )
+    })?;
+    let mut out: BTreeMap<GroupKey, CostBreakdown> = BTreeMap::new();
+    for ((cluster_part, model_part, cluster), sketch) in &per_cluster {
+        out.entry((cluster_part.clone(), model_part.clone()))
+            .or_default()
+            .add(&CostBreakdown::of_cluster(
+                cluster,
+                sketch,
+                state.prices.as_ref(),
+            ));
+    }
+    Ok(out)
 }
 
 pub fn merge_groups<K: Ord>(
