@@ -360,3 +360,36 @@ async fn writes_survive_a_cluster_resharding_exactly() {
         );
     }
 }
+
+#[tokio::test]
+async fn closed_windows_are_compacted_to_one_frame_by_maintenance() {
+    let tmp = tempfile::tempdir().unwrap();
+    let redis = RedisNode::start(tmp.path(), false, &[]);
+    let store = open(config(&redis.url(), &tmp.path().join("wal")));
+    let key = series("team-a", "eu-west", "llama-70b");
+    for _ in 0..3 {
+        store
+            .merge(vec![lifecycle(&key, minute(3), 2, 1)])
+            .await
+            .unwrap();
+        store.flush().await.unwrap();
+    }
+    let minute_key = signal_aggregator::store::redis::window_key(
+        &key,
+        signal_aggregator::sketch::Resolution::Minute,
+        minute(3),
+    );
+    let frame_count = |redis: &RedisNode| {
+        redis.cli(&[
+            "EVAL",
+            "return struct.unpack('>I4', redis.call('GETRANGE', KEYS[1], 1, 4))",
+            "1",
+            &minute_key,
+        ])
+    };
+    assert_eq!(frame_count(&redis), "3");
+    store.run_maintenance(now_secs() + 3 * 3_600).await.unwrap();
+    assert_eq!(frame_count(&redis), "1");
+    let answer = store.query(&recent_query(Some("team-a"))).await.unwrap();
+    assert_eq!(totals(&answer[0].1), (6.0, 6.0, 6));
+}

@@ -27,6 +27,8 @@ pub struct TenantFlush {
     args: Vec<Vec<u8>>,
     /// Index into `keys` of the first window key.
     first_window_key: usize,
+    /// Unix second each window key's window ends, parallel to the window keys.
+    window_ends: Vec<u64>,
 }
 
 #[derive(Default)]
@@ -44,6 +46,7 @@ impl TenantFlush {
         let retention_expiry = now + config.retention_secs;
         let mut index: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut window_keys = Vec::with_capacity(pending.windows.len() * 2);
+        let mut window_ends = Vec::with_capacity(pending.windows.len() * 2);
         let mut window_args = Vec::with_capacity(pending.windows.len() * 4);
         // Minutes fold into their hour at write time, so merge them per hour first.
         let mut hours: HashMap<(crate::signal::SeriesKey, u64), crate::sketch::SeriesSketch> =
@@ -60,6 +63,7 @@ impl TenantFlush {
             let minute_expiry = start + len + config.rollup_after_secs + 600;
             if window.resolution == Resolution::Minute && minute_expiry > now {
                 window_keys.push(keys::window_key(&key, Resolution::Minute, start));
+                window_ends.push(start + len);
                 window_args.push(frames::frame(&sketch.encode()));
                 window_args.push(minute_expiry.to_string().into_bytes());
             }
@@ -80,6 +84,7 @@ impl TenantFlush {
                 continue; // already past the retention: nothing would read it
             }
             window_keys.push(keys::window_key(&key, Resolution::Hour, hour));
+            window_ends.push(hour + 3_600);
             window_args.push(frames::frame(&sketch.encode()));
             window_args.push(
                 (hour + 3_600 + config.retention_secs)
@@ -109,6 +114,7 @@ impl TenantFlush {
             keys: key_list,
             args,
             first_window_key,
+            window_ends,
         }
     }
 
@@ -278,9 +284,17 @@ pub async fn flush_once(
                 state.indexed_tenants.insert(flush.tenant.clone());
                 if counts.first() != Some(&-1) {
                     frames_written += flush.window_keys() as u64;
-                    for (key, count) in flush.keys[flush.first_window_key..].iter().zip(counts) {
+                    let mut dirty = shared.dirty.lock();
+                    let written = flush.keys[flush.first_window_key..]
+                        .iter()
+                        .zip(&flush.window_ends);
+                    for ((key, end), count) in written.zip(counts) {
                         if count >= i64::from(shared.config.compact_after_frames) {
                             to_compact.push(key.clone());
+                            dirty.remove(key);
+                        } else if count >= 2 {
+                            // Compacted once its window has closed (see `compact_closed`).
+                            dirty.insert(key.clone(), *end);
                         }
                     }
                 }
@@ -313,7 +327,10 @@ pub async fn flush_once(
         let _ = done.await;
     }
     if !to_compact.is_empty() {
-        tokio::spawn(compact(shared.clone(), conn, to_compact));
+        let shared_for_compaction = shared.clone();
+        tokio::spawn(async move {
+            compact(shared_for_compaction, conn, to_compact).await;
+        });
     }
     match first_error {
         None => {
@@ -353,9 +370,10 @@ async fn probe(shared: &Shared, conn: &RedisConn) -> Result<(), StoreError> {
 /// Folds each key's frames into one, one MGET and one pipeline per tenant
 /// (its keys share a slot). Safe against concurrent appends and compactions
 /// from other replicas (see `COMPACT_SCRIPT`).
-async fn compact(shared: Arc<Shared>, mut conn: RedisConn, mut keys: Vec<String>) {
+/// Returns false (doing nothing) when another compaction is running.
+async fn compact(shared: Arc<Shared>, mut conn: RedisConn, mut keys: Vec<String>) -> bool {
     if shared.compacting.swap(true, Ordering::AcqRel) {
-        return;
+        return false;
     }
     keys.sort();
     let tag = |key: &str| {
@@ -406,6 +424,36 @@ async fn compact(shared: Arc<Shared>, mut conn: RedisConn, mut keys: Vec<String>
         }
     }
     shared.compacting.store(false, Ordering::Release);
+    true
+}
+
+/// Compacts keys whose window has closed since they last got a frame, so old
+/// windows are stored (and read for 30 days) as one frame.
+pub async fn compact_closed(shared: &Arc<Shared>, now: u64) -> u64 {
+    let due: Vec<String> = {
+        let settle = 2 * shared.config.flush_interval.as_secs().max(1);
+        let mut dirty = shared.dirty.lock();
+        let due: Vec<String> = dirty
+            .iter()
+            .filter(|(_, end)| **end + settle <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &due {
+            dirty.remove(key);
+        }
+        due
+    };
+    let Some(conn) = shared.conn.get().cloned() else {
+        return 0;
+    };
+    let n = due.len() as u64;
+    if n > 0 && !compact(shared.clone(), conn, due.clone()).await {
+        // Busy with threshold compactions: try these again next pass.
+        let mut dirty = shared.dirty.lock();
+        dirty.extend(due.into_iter().map(|k| (k, now)));
+        return 0;
+    }
+    n
 }
 
 pub async fn run(shared: Arc<Shared>, writer: mpsc::Sender<WriterMsg>) {

@@ -151,6 +151,8 @@ pub(crate) struct Shared {
     flush_now: Notify,
     flush_state: tokio::sync::Mutex<flush::FlushState>,
     compacting: AtomicBool,
+    /// Keys holding several frames, by the end of their window.
+    dirty: Mutex<std::collections::HashMap<String, u64>>,
     shutdown: AtomicBool,
     /// Kept for the counters ingest shares; the store's own are in `status`.
     _metrics: Arc<SelfMetrics>,
@@ -281,6 +283,7 @@ impl RedisStore {
             flush_now: Notify::new(),
             flush_state: Default::default(),
             compacting: AtomicBool::new(false),
+            dirty: Mutex::new(Default::default()),
             shutdown: AtomicBool::new(false),
             _metrics: metrics,
         });
@@ -511,9 +514,11 @@ impl SketchStore for RedisStore {
         }
     }
 
-    async fn run_maintenance(&self, _now_unix_secs: u64) -> Result<MaintenanceReport, StoreError> {
+    async fn run_maintenance(&self, now_unix_secs: u64) -> Result<MaintenanceReport, StoreError> {
         // Redis expires keys by their TTL and every flush folds minutes into
-        // their hour key as it writes, so there is nothing to move here.
+        // their hour key as it writes; what is left is folding the frames of
+        // windows that have closed.
+        flush::compact_closed(&self.shared, now_unix_secs).await;
         Ok(MaintenanceReport::default())
     }
 
