@@ -164,3 +164,29 @@ async fn a_bad_spec_is_skipped_and_the_watch_keeps_going() {
         vec![SignalKind::Capacity]
     );
 }
+
+#[tokio::test]
+async fn a_closed_watch_resumes_without_losing_events() {
+    let (server, directory, _stop) = start().await;
+    server.put(MS, service("t", "a", "PerTenant"));
+    eventually("the directory is synced", || {
+        directory.service("t", "a").is_some()
+    })
+    .await;
+    let watches = server.watch_requests();
+    server.close_watches();
+    // Changes made while no watch is open are replayed from the last
+    // resourceVersion the watcher saw.
+    server.put(MS, service("t", "a", "Fleet"));
+    server.delete(MS, "t", "a");
+    server.put(MS, service("t", "b", "Fleet"));
+    eventually("the events after the close arrive", || {
+        directory.service("t", "a").is_none() && directory.is_fleet_opted_in("t", "b")
+    })
+    .await;
+    eventually("the watcher re-watched", || {
+        server.watch_requests() > watches
+    })
+    .await;
+    assert!(server.violations().is_empty(), "{:?}", server.violations());
+}

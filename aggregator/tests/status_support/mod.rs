@@ -44,6 +44,8 @@ struct Inner {
     patches: Vec<RecordedPatch>,
     violations: Vec<String>,
     watch_requests: u32,
+    /// Bumped to end every open watch (as the API server does on timeout).
+    watch_epoch: u64,
     /// Status code every PATCH gets instead of being applied (failure tests).
     fail_patches_with: Option<u16>,
 }
@@ -167,6 +169,13 @@ impl FakeApiServer {
         self.inner.lock().watch_requests
     }
 
+    /// Ends every open watch stream, as the API server does when a watch
+    /// times out; clients must re-watch from their last resourceVersion.
+    pub fn close_watches(&self) {
+        self.inner.lock().watch_epoch += 1;
+        self.changed.notify_waiters();
+    }
+
     pub fn fail_patches_with(&self, status: Option<u16>) {
         self.inner.lock().fail_patches_with = status;
     }
@@ -236,7 +245,11 @@ fn watch(server: FakeApiServer, plural: String, query: &HashMap<String, String>)
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    server.inner.lock().watch_requests += 1;
+    let epoch = {
+        let mut inner = server.inner.lock();
+        inner.watch_requests += 1;
+        inner.watch_epoch
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::convert::Infallible>>(64);
     tokio::spawn(async move {
         loop {
@@ -260,7 +273,7 @@ fn watch(server: FakeApiServer, plural: String, query: &HashMap<String, String>)
                 _ = notified => {}
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             }
-            if tx.is_closed() {
+            if tx.is_closed() || server.inner.lock().watch_epoch != epoch {
                 return;
             }
         }
