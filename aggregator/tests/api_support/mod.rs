@@ -101,11 +101,21 @@ pub struct TestApi {
 impl TestApi {
     /// Serves the API on a free loopback port over `sketches`, with "now" = [`NOW`].
     pub async fn start(sketches: Vec<WindowedSketch>) -> TestApi {
+        TestApi::start_with(sketches, |_| {}).await
+    }
+
+    /// Like [`TestApi::start`], with `configure` adjusting the state (access,
+    /// fleet policy, prices) before the server starts.
+    pub async fn start_with(
+        sketches: Vec<WindowedSketch>,
+        configure: impl FnOnce(&mut ApiState),
+    ) -> TestApi {
         let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
         store.merge(sketches).await.expect("embedded merge");
         let metrics = Arc::new(SelfMetrics::default());
         let mut state = ApiState::new(store.clone() as Arc<dyn SketchStore>, metrics.clone());
         state.clock = Arc::new(|| NOW);
+        configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let router = serve::router(state);
@@ -123,12 +133,16 @@ impl TestApi {
     }
 
     pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .unwrap();
+        self.get_as(path, None).await
+    }
+
+    /// GET with `authorization: Bearer <token>` when a token is given.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, serde_json::Value) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(serde_json::Value::Null);
         (status, body)
