@@ -16,13 +16,20 @@ const TOKENS: &str = "operators: [op-token]\ntenants:\n  team-a: a-token\n  team
 async fn api(tokens: &str, metrics_open: bool) -> (TestApi, tempfile::NamedTempFile) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), tokens).unwrap();
-    let table =
-        Reloading::open(file.path(), parse_query_tokens, Some(Duration::from_millis(20))).unwrap();
+    let table = Reloading::open(
+        file.path(),
+        parse_query_tokens,
+        Some(Duration::from_millis(20)),
+    )
+    .unwrap();
     let sketches = ["team-a", "team-b"]
         .map(|tenant| {
-            SketchBuilder::new(key(tenant, "c1", "m1", SignalKind::RequestLifecycle), NOW - 60)
-                .counter(Field::Requests, 10.0)
-                .build()
+            SketchBuilder::new(
+                key(tenant, "c1", "m1", SignalKind::RequestLifecycle),
+                NOW - 60,
+            )
+            .counter(Field::Requests, 10.0)
+            .build()
         })
         .to_vec();
     let api = TestApi::start_with(sketches, |state| {
@@ -57,7 +64,10 @@ async fn the_auth_matrix() {
     assert_eq!(status, 403, "{body}");
     assert_eq!(body["error"]["code"], "forbidden");
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(message.contains("team-a") && message.contains("team-b"), "{message}");
+    assert!(
+        message.contains("team-a") && message.contains("team-b"),
+        "{message}"
+    );
     // B reads B, not A.
     assert_eq!(api.get_as(b, Some("b-token")).await.0, 200);
     assert_eq!(api.get_as(a, Some("b-token")).await.0, 403);
@@ -142,9 +152,12 @@ async fn rotated_query_tokens_take_effect_without_a_restart() {
     assert_eq!(api.get_as(a, Some("a-token")).await.0, 200);
     // team-b was removed: its token is revoked.
     assert_eq!(
-        api.get_as("/v1/tenants/team-b/signals/RequestLifecycle", Some("b-token"))
-            .await
-            .0,
+        api.get_as(
+            "/v1/tenants/team-b/signals/RequestLifecycle",
+            Some("b-token")
+        )
+        .await
+        .0,
         401
     );
 }
@@ -153,8 +166,5 @@ async fn rotated_query_tokens_take_effect_without_a_restart() {
 async fn without_tokens_the_api_is_open() {
     let api = TestApi::start(vec![]).await;
     assert_eq!(api.get("/v1/scheduler/capacity").await.0, 200);
-    assert_eq!(
-        api.get("/v1/tenants/x/signals/Cost").await.0,
-        200
-    );
+    assert_eq!(api.get("/v1/tenants/x/signals/Cost").await.0, 200);
 }

@@ -49,10 +49,10 @@ async fn openapi_document_describes_exactly_the_served_routes() {
         let concrete = route
             .replace("{tenant}", "team-a")
             .replace("{kind}", "RequestLifecycle");
-        let query = if *route == "/v1/fleet/compare" {
-            "?kind=RequestLifecycle&field=ttft_seconds"
-        } else {
-            ""
+        let query = match *route {
+            "/v1/fleet/compare" => "?kind=RequestLifecycle&field=ttft_seconds",
+            "/v1/scheduler/prefix-overlap" => "?model=m1",
+            _ => "",
         };
         let (status, _, body) = api.get_text(&format!("{concrete}{query}")).await;
         assert_eq!(status, 200, "{concrete}: {body}");

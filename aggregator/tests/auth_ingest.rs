@@ -90,9 +90,12 @@ impl Ingest {
     async fn start(tokens_yaml: &str) -> Ingest {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), tokens_yaml).unwrap();
-        let tokens =
-            Reloading::open(file.path(), parse_ingest_tokens, Some(Duration::from_millis(20)))
-                .unwrap();
+        let tokens = Reloading::open(
+            file.path(),
+            parse_ingest_tokens,
+            Some(Duration::from_millis(20)),
+        )
+        .unwrap();
         let store = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
         let metrics = Arc::new(SelfMetrics::default());
         let sink: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
@@ -127,13 +130,14 @@ impl Ingest {
     }
 
     async fn grpc_send(&self, token: Option<&str>, claimed: &str) -> Result<(), tonic::Status> {
-        let mut client = TraceServiceClient::connect(self.grpc.clone()).await.unwrap();
+        let mut client = TraceServiceClient::connect(self.grpc.clone())
+            .await
+            .unwrap();
         let mut request = tonic::Request::new(export(claimed));
         if let Some(token) = token {
-            request.metadata_mut().insert(
-                "authorization",
-                format!("Bearer {token}").parse().unwrap(),
-            );
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
         }
         client.export(request).await.map(|_| ())
     }
@@ -210,7 +214,10 @@ async fn data_is_attributed_to_the_tokens_cluster_not_the_claimed_one() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(ingest.clusters().await, vec![("us-east-1".into(), 2.0)]);
     // eu-west-1's own token writes eu-west-1.
-    ingest.grpc_send(Some("eu-token"), "eu-west-1").await.unwrap();
+    ingest
+        .grpc_send(Some("eu-token"), "eu-west-1")
+        .await
+        .unwrap();
     assert_eq!(
         ingest.clusters().await,
         vec![("eu-west-1".into(), 1.0), ("us-east-1".into(), 2.0)]
