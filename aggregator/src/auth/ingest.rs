@@ -35,10 +35,11 @@ impl Authenticator for IngestTokens {
             Some(cluster) => Ok(Origin {
                 authenticated_cluster: Some(cluster),
             }),
-            None => Err(format!(
+            None => Err(
                 "the bearer token is not a current ingest token (unknown, revoked or rotated out); \
                  check that the cluster's Secret signals-agent-token matches --ingest-tokens-file"
-            )),
+                    .to_string(),
+            ),
         }
     }
 }
