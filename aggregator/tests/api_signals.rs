@@ -435,7 +435,7 @@ async fn cost_reports_gpu_hours_dollars_per_gpu_hour_and_per_token() {
     assert_eq!(g["dollars_per_token"], 0.001);
     assert_eq!(
         g["by_sku"]["H100"],
-        serde_json::json!({"gpu_hours": 2.0, "price_per_gpu_hour": 4.0, "dollars": 8.0})
+        serde_json::json!({"gpu_hours": 2.0, "price_per_gpu_hour": 4.0, "price_source": "reported", "dollars": 8.0})
     );
 }
 
