@@ -34,11 +34,10 @@ pub fn requirement(path: &str, metrics_open: bool) -> Requirement {
         let tenant = rest.split('/').next().unwrap_or_default();
         return Requirement::Tenant(tenant.to_string());
     }
-    if path == "/metrics" || path.starts_with("/v1/") {
-        return Requirement::Operator;
-    }
-    // Anything else is the 404 fallback, which lists the public routes.
-    Requirement::Open
+    // Everything else (fleet, scheduler, /metrics, and any path the router
+    // might match in a form this function does not expect) is operator-only:
+    // deny by default.
+    Requirement::Operator
 }
 
 pub struct QueryAccess {
@@ -165,5 +164,10 @@ mod tests {
             Requirement::Operator
         );
         assert_eq!(requirement("/v1/other", false), Requirement::Operator);
+        assert_eq!(
+            requirement("//v1/fleet/compare", false),
+            Requirement::Operator
+        );
+        assert_eq!(requirement("/healthz/", false), Requirement::Operator);
     }
 }
