@@ -168,3 +168,37 @@ async fn without_tokens_the_api_is_open() {
     assert_eq!(api.get("/v1/scheduler/capacity").await.0, 200);
     assert_eq!(api.get("/v1/tenants/x/signals/Cost").await.0, 200);
 }
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_access_rules() {
+    let api = TestApi::start(vec![]).await;
+    let doc = api.ok("/openapi.json").await;
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    for open in ["/healthz", "/readyz", "/openapi.json"] {
+        assert_eq!(doc["paths"][open]["get"]["security"], serde_json::json!([]));
+    }
+    for path in [
+        "/v1/tenants/{tenant}/signals/{kind}",
+        "/v1/fleet/compare",
+        "/v1/scheduler/capacity",
+        "/v1/scheduler/prefix-overlap",
+        "/v1/scheduler/overflow",
+        "/metrics",
+    ] {
+        let responses = &doc["paths"][path]["get"]["responses"];
+        assert_eq!(
+            responses["401"]["content"]["application/json"]["example"]["error"]["code"],
+            "unauthenticated",
+            "{path}"
+        );
+        assert_eq!(
+            responses["403"]["content"]["application/json"]["example"]["error"]["code"],
+            "forbidden",
+            "{path}"
+        );
+    }
+}

@@ -11,11 +11,15 @@ fn kinds() -> Vec<&'static str> {
 }
 
 fn error_response(description: &str, example: &str) -> Value {
+    coded_error_response(description, "invalid_parameter", example)
+}
+
+fn coded_error_response(description: &str, code: &str, example: &str) -> Value {
     json!({
         "description": description,
         "content": { "application/json": {
             "schema": { "$ref": "#/components/schemas/Error" },
-            "example": { "error": { "code": "invalid_parameter", "message": example } }
+            "example": { "error": { "code": code, "message": example } }
         } }
     })
 }
@@ -51,7 +55,7 @@ fn schemas() -> Value {
             "type": "object", "required": ["error"],
             "properties": { "error": { "type": "object", "required": ["code", "message"],
                 "properties": {
-                    "code": { "type": "string", "examples": ["invalid_parameter", "not_found", "store_unavailable"] },
+                    "code": { "type": "string", "examples": ["invalid_parameter", "not_found", "store_unavailable", "unauthenticated", "forbidden"] },
                     "message": { "type": "string" } } } }
         },
         "Window": {
@@ -345,6 +349,28 @@ pub fn document() -> Value {
     for open in ["/healthz", "/readyz", "/openapi.json"] {
         doc["paths"][open]["get"]["security"] = json!([]);
     }
+    for (path, forbidden) in [
+        (
+            "/v1/tenants/{tenant}/signals/{kind}",
+            "this token reads tenant \"team-a\" only, not \"team-b\"; use /v1/tenants/team-a/... or an operator token",
+        ),
+        (
+            "/v1/fleet/compare",
+            "/v1/fleet/compare needs an operator token; this token reads tenant \"team-a\" only (/v1/tenants/team-a/...)",
+        ),
+        (
+            "/metrics",
+            "/metrics needs an operator token; this token reads tenant \"team-a\" only (/v1/tenants/team-a/...)",
+        ),
+    ] {
+        doc["paths"][path]["get"]["responses"]["401"] = coded_error_response(
+            "Missing or unknown bearer token (query tokens configured).",
+            "unauthenticated",
+            "the bearer token is not a current query token (unknown, revoked or rotated out)",
+        );
+        doc["paths"][path]["get"]["responses"]["403"] =
+            coded_error_response("The token may not read this.", "forbidden", forbidden);
+    }
     doc
 }
 
@@ -368,9 +394,9 @@ fn operator_get(
                 "schema": { "type": "object" }, "example": example } } },
             "400": error_response("A parameter is invalid; the message names it.",
                 "parameter \"model\": required"),
-            "401": error_response("Missing or unknown bearer token.",
+            "401": coded_error_response("Missing or unknown bearer token.", "unauthenticated",
                 "missing authorization: send `authorization: Bearer <token>` with an operator or tenant query token"),
-            "403": error_response("A tenant token: these endpoints need the operator token.",
+            "403": coded_error_response("A tenant token: these endpoints need the operator token.", "forbidden",
                 "/v1/scheduler/capacity needs an operator token; this token reads tenant \"team-a\" only (/v1/tenants/team-a/...)")
         }
     } })
