@@ -35,14 +35,36 @@ const DISTRIBUTIONS: [(Field, &str, &str); 4] = [
     ),
 ];
 
-pub async fn render(State(state): State<ApiState>) -> Result<Response, ApiError> {
+pub async fn render(State(state): State<ApiState>) -> Response {
     let mut text = Text::default();
     self_metrics(&state, &mut text).await;
-    signal_gauges(&state, &mut text).await?;
+    // A store outage must show as gauges (the store's own `*_up`), not as
+    // a failed scrape: the signal gauges are left out and say so.
+    let mut signals = Text::default();
+    let readable = match signal_gauges(&state, &mut signals).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::warn!(error = %error.message, "/metrics: signal gauges left out, the store cannot answer");
+            false
+        }
+    };
+    text.family(
+        "modelplane_aggregator_signals_readable",
+        "gauge",
+        "1 when the signal gauges below could be read from the store, 0 during a store outage.",
+    );
+    text.sample(
+        "modelplane_aggregator_signals_readable",
+        &[],
+        if readable { 1.0 } else { 0.0 },
+    );
+    if readable {
+        text.out.push_str(&signals.out);
+    }
     for source in &state.extra_metrics {
         text.out.push_str(&source());
     }
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text.out).into_response())
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.out).into_response()
 }
 
 async fn self_metrics(state: &ApiState, text: &mut Text) {
