@@ -71,7 +71,8 @@ pub struct CostBreakdown {
     pub by_sku: BTreeMap<String, SkuCost>,
 }
 
-fn totals_by_sku(sketch: &SeriesSketch, field: Field) -> BTreeMap<String, f64> {
+/// Counter totals of `field` per SKU dimension.
+pub fn totals_by_sku(sketch: &SeriesSketch, field: Field) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (key, value) in sketch.fields() {
         if key.field == field

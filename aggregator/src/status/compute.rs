@@ -8,6 +8,7 @@ use apis::{ClusterBreakdown, LatencyQuantiles, ServiceMetrics, SignalsStatus};
 
 use super::activity::ClusterActivity;
 use crate::directory::{ClusterEntry, Directory, ServiceEntry};
+use crate::serve::cost::cost_of_clusters;
 use crate::serve::readout;
 use crate::serve::rfc3339;
 use crate::serve::signals::{REPORTED_QUANTILES, total_of};
@@ -248,9 +249,8 @@ pub async fn service_metrics(
             None
         },
         prefix_coverage: prefix_coverage(&prefixes),
-        cost_per_token: super::cost::service_cost(directory, &cost)
-            .cost()
-            .and_then(|c| ratio(c, tokens)),
+        cost_per_token: cost_of_clusters(cost.iter().map(|(c, s)| (c.as_str(), s)), directory)
+            .dollars_per_token(tokens),
         clusters,
     })
 }

@@ -1,14 +1,16 @@
 //! The Cost signal end to end: GPU time per SKU (the Cost signal's
 //! `gpu_seconds`, or Capacity's GPU count over the window when a cluster
 //! reports no GPU time) priced with `spec.signals.cost.pricing` from the
-//! directory, for `$/GPU-hour` per cluster and `$/token` per ModelService.
+//! directory, for `status.signals.cost` per cluster. `$/token` per ModelService
+//! comes from [`crate::serve::cost`], the same code the query API uses.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use apis::{ClusterCostStatus, GpuPrice};
 
 use super::compute::Settings;
-use crate::directory::{ClusterEntry, Directory};
+use crate::directory::ClusterEntry;
+use crate::serve::cost::totals_by_sku;
 use crate::serve::readout;
 use crate::signal::{DIM_SKU, Field, SignalKind};
 use crate::sketch::SeriesSketch;
@@ -48,17 +50,6 @@ impl Priced {
     }
 }
 
-/// `gpu_seconds` counter totals per SKU.
-pub fn gpu_seconds_by_sku(sketch: &SeriesSketch) -> BTreeMap<String, f64> {
-    let mut out = BTreeMap::new();
-    for (key, field) in sketch.fields_named(Field::GpuSeconds) {
-        if let (Some(sku), Some(total)) = (key.dims.get(DIM_SKU), readout::total(field)) {
-            *out.entry(sku.clone()).or_default() += total;
-        }
-    }
-    out
-}
-
 /// GPU-seconds per SKU implied by Capacity's `gpus` gauge: its mean over the
 /// window times the window (summed over series: each reports its own GPUs).
 fn capacity_gpu_seconds<'a>(
@@ -74,17 +65,6 @@ fn capacity_gpu_seconds<'a>(
         }
     }
     out
-}
-
-/// What one service's GPU time cost, over its clusters' Cost series.
-pub fn service_cost(directory: &Directory, per_cluster: &BTreeMap<String, SeriesSketch>) -> Priced {
-    let mut priced = Priced::default();
-    for (cluster, sketch) in per_cluster {
-        for (sku, seconds) in gpu_seconds_by_sku(sketch) {
-            priced.add(directory.pricing(cluster, &sku).as_ref(), seconds);
-        }
-    }
-    priced
 }
 
 /// `status.signals.cost` of one cluster; None when the cluster prices nothing.
@@ -107,7 +87,7 @@ pub async fn cluster_cost(
     };
     let mut seconds: BTreeMap<String, f64> = BTreeMap::new();
     for (_, sketch) in store.query(&query(SignalKind::Cost)).await? {
-        for (sku, s) in gpu_seconds_by_sku(&sketch) {
+        for (sku, s) in totals_by_sku(&sketch, Field::GpuSeconds) {
             *seconds.entry(sku).or_default() += s;
         }
     }
