@@ -58,9 +58,9 @@ fn serve(args: &Args, config: Config) -> ExitCode {
         return ExitCode::from(2);
     }
     function_sdk_rust::logging::configure(args.debug);
-    // With another rustls provider in the build (ring, through other crates
-    // of the workspace), rustls cannot choose one and the TLS listener panics;
-    // the SDK's tonic is built for aws-lc-rs, so pick that.
+    // rustls panics when it has to choose between two compiled-in providers;
+    // the workspace builds only aws-lc-rs, and naming it keeps a dependency
+    // that enables ring from turning the TLS listener into a panic.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
