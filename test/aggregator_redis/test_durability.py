@@ -123,7 +123,7 @@ def test_thirty_second_redis_outage_buffers_refuses_and_catches_up(aggregator_fa
             status, body = aggregator.readyz()
             if status == 503 and "redis unreachable" in body["store"]["detail"]:
                 saw_not_ready = True
-            scrape = requests.get(f"{aggregator.api_url}/metrics", timeout=10)
+            scrape = requests.get(f"{aggregator.api}/metrics", timeout=10)
             if scrape.status_code == 200 and metric(scrape.text, "signal_aggregator_redis_up") == 0:
                 saw_metric_down = True
             elif scrape.status_code != 200:
