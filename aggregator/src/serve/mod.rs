@@ -38,11 +38,14 @@ pub use time::rfc3339;
 /// Seconds since the unix epoch; injectable so tests can pin "now".
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
+/// The end of the current second: query ranges end exclusively at "now", so
+/// rounding down would leave out data stamped within the current second — at a
+/// minute boundary, a whole new window.
 pub fn system_clock() -> Clock {
     Arc::new(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
             .unwrap_or(0)
     })
 }
