@@ -261,6 +261,28 @@ pub struct SignalsStatus {
     /// GPU cost over the aggregator's status window (with `spec.signals.cost.pricing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<ClusterCostStatus>,
+    /// The ingest token the aggregator issued for this cluster (never its value).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingest_token: Option<IngestTokenStatus>,
+}
+
+/// Where the cluster's ingest token lives on the control plane, and which
+/// generation of it is current: the function rolls the agent when it changes,
+/// because the agent reads the token once at start.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestTokenStatus {
+    /// Control-plane Secret holding the token under key `token`.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    #[schemars(length(min = 1, max = 63))]
+    pub secret_namespace: String,
+    /// Starts at 1; each rotation adds one.
+    #[schemars(range(min = 1))]
+    pub generation: i64,
+    /// RFC 3339 time the current token was issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<String>,
 }
 
 /// GPU-hours and their price over a window, from the Cost signal's GPU time
