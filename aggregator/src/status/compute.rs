@@ -93,6 +93,8 @@ pub fn cluster_status(
         last_datapoint,
         agent_reporting: entry.signals_configured.then_some(reporting),
         cost,
+        // The token issuer applies this under its own field manager.
+        ingest_token: None,
     }
 }
 
