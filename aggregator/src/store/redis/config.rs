@@ -6,6 +6,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::TlsFiles;
+
 /// Parses `500ms`, `10s`, `5m`, `24h`, `30d` (also used for retention).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -62,6 +64,30 @@ pub struct RedisArgs {
     /// with a retryable status (the outage buffer).
     #[arg(long, default_value_t = 256 << 20)]
     pub redis_buffer_bytes: u64,
+
+    /// PEM CA certificate(s) that `rediss://` servers must chain to, instead of
+    /// the system roots (a private CA).
+    #[arg(long, env = "MODELPLANE_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<PathBuf>,
+
+    /// PEM client certificate (chain) presented to `rediss://` servers that
+    /// require one (`tls-auth-clients yes`); needs --redis-client-key-file.
+    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_CERT_FILE")]
+    pub redis_client_cert_file: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --redis-client-cert-file.
+    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_KEY_FILE")]
+    pub redis_client_key_file: Option<PathBuf>,
+}
+
+impl RedisArgs {
+    pub fn tls_files(&self) -> TlsFiles {
+        TlsFiles {
+            ca_file: self.redis_ca_file.clone(),
+            client_cert_file: self.redis_client_cert_file.clone(),
+            client_key_file: self.redis_client_key_file.clone(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,12 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    Cmd, ConnectionInfo, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, Value,
+};
+
+use super::endpoint::{Endpoints, RedisUrl};
 
 #[derive(Clone)]
 pub enum RedisConn {
@@ -20,15 +23,21 @@ pub enum RedisConn {
 impl RedisConn {
     /// Connects to `url`: a comma-separated list is a set of Redis Cluster seed
     /// nodes; a single URL is probed and treated as a cluster seed when the
-    /// server says it runs in cluster mode.
-    pub async fn connect(url: &str, timeout: Duration) -> RedisResult<RedisConn> {
-        let seeds: Vec<&str> = url
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        if seeds.len() == 1 && !Self::is_cluster_node(seeds[0], timeout).await? {
-            let client = redis::Client::open(seeds[0])?;
+    /// server says it runs in cluster mode. `rediss://` connections verify the
+    /// server against `--redis-ca-file` (else the system roots) and present the
+    /// client certificate when one is configured.
+    pub async fn connect(url: &RedisUrl, timeout: Duration) -> RedisResult<RedisConn> {
+        let endpoints = url.resolve().map_err(|why| {
+            RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "invalid Redis settings",
+                why,
+            ))
+        })?;
+        if let [seed] = endpoints.seeds.as_slice()
+            && !Self::is_cluster_node(&endpoints, seed, timeout).await?
+        {
+            let client = endpoints.client(seed)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout))
@@ -37,7 +46,8 @@ impl RedisConn {
             let manager = ConnectionManager::new_with_config(client, config).await?;
             return Ok(RedisConn::Single(manager));
         }
-        let client = ClusterClientBuilder::new(seeds)
+        let client = endpoints
+            .cluster_builder()
             .connection_timeout(timeout)
             .response_timeout(timeout)
             .retries(3)
@@ -45,8 +55,12 @@ impl RedisConn {
         Ok(RedisConn::Cluster(client.get_async_connection().await?))
     }
 
-    async fn is_cluster_node(url: &str, timeout: Duration) -> RedisResult<bool> {
-        let client = redis::Client::open(url)?;
+    async fn is_cluster_node(
+        endpoints: &Endpoints,
+        seed: &ConnectionInfo,
+        timeout: Duration,
+    ) -> RedisResult<bool> {
+        let client = endpoints.client(seed)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));

@@ -20,12 +20,14 @@
 
 pub mod config;
 mod conn;
+mod endpoint;
 mod entry;
 mod flush;
 mod frames;
 mod keys;
 mod pending;
 mod query;
+mod tls;
 
 use std::fs;
 use std::path::Path;
@@ -46,8 +48,10 @@ use crate::telemetry::SelfMetrics;
 
 pub use config::{RedisArgs, parse_duration};
 pub use conn::RedisConn;
+pub use endpoint::RedisUrl;
 pub use frames::{frames as split_frames, merge_value};
 pub use keys::{TENANTS_KEY, window_key};
+pub use tls::TlsFiles;
 
 use pending::{Pending, WriterMsg};
 
@@ -57,7 +61,8 @@ const REPLICA_ID_FILE: &str = "replica-id";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisStoreConfig {
-    pub url: String,
+    /// `--redis-url` with the `rediss://` TLS files.
+    pub url: RedisUrl,
     pub replica_id: Option<String>,
     pub wal_dir: std::path::PathBuf,
     pub flush_interval: Duration,
@@ -79,7 +84,7 @@ impl RedisStoreConfig {
         rollup_after_secs: u64,
     ) -> Option<RedisStoreConfig> {
         Some(RedisStoreConfig {
-            url: args.redis_url.clone()?,
+            url: RedisUrl::new(args.redis_url.clone()?).with_tls(args.tls_files()),
             replica_id: args.replica_id.clone(),
             wal_dir: args.wal_dir.clone(),
             flush_interval: args.redis_flush_interval,
@@ -93,7 +98,7 @@ impl RedisStoreConfig {
 
     pub fn new(url: impl Into<String>, wal_dir: impl Into<std::path::PathBuf>) -> Self {
         RedisStoreConfig {
-            url: url.into(),
+            url: RedisUrl::new(url),
             replica_id: None,
             wal_dir: wal_dir.into(),
             flush_interval: Duration::from_secs(1),
@@ -251,6 +256,9 @@ impl RedisStore {
         config: RedisStoreConfig,
         metrics: Arc<SelfMetrics>,
     ) -> Result<RedisStore, StoreError> {
+        // Flag mistakes (URLs, certificate files) stop the start; an unreachable
+        // Redis does not.
+        config.url.check().map_err(StoreError::Unavailable)?;
         let (wal, replayed) = Wal::open(&config.wal_dir, SEGMENT_BYTES)
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let replica_id = resolve_replica_id(&config.wal_dir, config.replica_id.as_deref())?;
