@@ -19,6 +19,9 @@ pub const MODELS_ANNOTATION: &str = "signals.modelplane.ai/models";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClusterEntry {
     pub name: String,
+    /// `metadata.uid` (the API server always sets it): the token issuer's
+    /// owner reference, so deleting the XR deletes its token Secret.
+    pub uid: Option<String>,
     /// False when the XR has no `spec.signals` (no agent is rendered).
     pub signals_configured: bool,
     /// `spec.signals.kinds[].name`, in spec order.
@@ -40,6 +43,7 @@ impl ClusterEntry {
     pub fn new(name: impl Into<String>) -> Self {
         ClusterEntry {
             name: name.into(),
+            uid: None,
             signals_configured: false,
             enabled_kinds: Vec::new(),
             sample_rates: BTreeMap::new(),
@@ -153,6 +157,9 @@ pub fn cluster_from_object(object: &Value) -> Result<ClusterEntry, SpecError> {
         None
     });
     let mut entry = ClusterEntry::new(name);
+    entry.uid = field(object, &["metadata", "uid"])
+        .and_then(Value::as_str)
+        .map(str::to_string);
     entry.observed_status = observed_status;
     if let Some(signals) = signals {
         entry.signals_configured = true;

@@ -52,6 +52,17 @@ fn parses_a_full_inference_cluster() {
 }
 
 #[test]
+fn a_clusters_uid_is_kept_for_owner_references() {
+    let with_uid = json!({"metadata": {"name": "c", "uid": "6f1c-uid"}, "spec": {}});
+    assert_eq!(
+        cluster_from_object(&with_uid).unwrap().uid.as_deref(),
+        Some("6f1c-uid")
+    );
+    let without = json!({"metadata": {"name": "c"}, "spec": {}});
+    assert_eq!(cluster_from_object(&without).unwrap().uid, None);
+}
+
+#[test]
 fn a_cluster_without_signals_has_nothing_enabled() {
     let entry = cluster_from_object(&json!({"metadata": {"name": "c"}, "spec": {}})).unwrap();
     assert!(!entry.signals_configured);
