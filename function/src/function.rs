@@ -13,11 +13,12 @@ use function_sdk_rust::{request, response};
 use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
-use crate::input::{DEFAULT_SYSTEM_NAMESPACE, Input, Mode, ProviderConfigKind};
+use crate::input::{Input, Mode, ProviderConfigKind};
 use crate::render::model_service::{OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy};
 use crate::render::object::{self, ProviderConfig};
 use crate::render::status::{AGENT_READY, is_ready, reason, signals_status};
-use crate::render::{AgentPlan, agent_manifests, enabled_kinds};
+use crate::render::token::{self, TokenDelivery};
+use crate::render::{AgentPlan, agent_manifests, enabled_kinds, keys};
 
 /// Settings from the command line.
 #[derive(Debug, Clone)]
@@ -139,7 +140,10 @@ fn inference_cluster(
         );
         return Ok(());
     }
-    let plan = AgentPlan::new(&xr, signals, input);
+    let copied_generation = observed_composed_json(req, keys::TOKEN)
+        .as_ref()
+        .and_then(token::copied_generation);
+    let plan = AgentPlan::new(&xr, signals, input, copied_generation);
     let manifests = agent_manifests(&plan)?;
 
     let place = match input.mode {
@@ -158,16 +162,21 @@ fn inference_cluster(
                 );
                 return Ok(());
             };
-            let object_namespace = input
-                .object_namespace
-                .as_deref()
-                .unwrap_or(DEFAULT_SYSTEM_NAMESPACE);
+            let object_namespace = input.object_namespace();
             for (key, manifest) in manifests {
                 set_desired(
                     req,
                     rsp,
                     &key,
                     object::wrap(&plan, manifest, &provider_config, object_namespace),
+                );
+            }
+            if plan.token_delivery == TokenDelivery::CopiedToWorkloadCluster {
+                set_desired(
+                    req,
+                    rsp,
+                    keys::TOKEN,
+                    token::copy_object(&plan, &provider_config, object_namespace),
                 );
             }
             format!(
@@ -178,8 +187,47 @@ fn inference_cluster(
             )
         }
     };
-    report_agent_readiness(rsp, &place);
+    warn_about_token_delivery(rsp, &plan, &xr);
+    report_agent_readiness(rsp, &plan, &place);
     Ok(())
+}
+
+/// Token setups that leave the agent without a token: say what to change.
+fn warn_about_token_delivery(
+    rsp: &mut RunFunctionResponse,
+    plan: &AgentPlan,
+    xr: &InferenceCluster,
+) {
+    let issued = &plan.issued_token;
+    match plan.token_delivery {
+        TokenDelivery::CopiedToWorkloadCluster => {
+            if let Some(reported) = token::misplaced_issued_secret(xr, issued) {
+                response::warning(
+                    rsp,
+                    format!(
+                        "status.signals.ingestToken names Secret {}/{}, but the token is copied from {}/{}: set the step input's tokenNamespace to the aggregator's --token-namespace",
+                        reported.namespace, reported.name, issued.namespace, issued.name
+                    ),
+                );
+            }
+        }
+        TokenDelivery::NotDelivered => {
+            response::warning(
+                rsp,
+                format!(
+                    "the agent runs in namespace {} but its ingest token is issued into Secret {}/{}, which a Pod cannot read across namespaces: set spec.signals.aggregator.tokenSecretRef to a Secret in {} that holds the token, or run the agent in {} (the step input's tokenNamespace)",
+                    plan.namespace, issued.namespace, issued.name, plan.namespace, issued.namespace,
+                ),
+            );
+        }
+        TokenDelivery::UserSecret | TokenDelivery::IssuedSecret => {}
+    }
+}
+
+fn observed_composed_json(req: &RunFunctionRequest, key: &str) -> Option<Value> {
+    request::observed_composed(req, key)
+        .and_then(|r| r.resource.as_ref())
+        .map(struct_to_json)
 }
 
 /// Adds (or replaces) a desired composed resource, ready when its observed
@@ -190,10 +238,7 @@ fn set_desired(
     key: &str,
     manifest: Value,
 ) {
-    let ready = request::observed_composed(req, key)
-        .and_then(|r| r.resource.as_ref())
-        .map(struct_to_json)
-        .is_some_and(|observed| is_ready(&observed));
+    let ready = observed_composed_json(req, key).is_some_and(|observed| is_ready(&observed));
     let Value::Object(map) = manifest else {
         unreachable!("renderers build JSON objects");
     };
@@ -207,7 +252,7 @@ fn set_desired(
     );
 }
 
-fn report_agent_readiness(rsp: &mut RunFunctionResponse, place: &str) {
+fn report_agent_readiness(rsp: &mut RunFunctionResponse, plan: &AgentPlan, place: &str) {
     let mut waiting: Vec<&str> = rsp
         .desired
         .iter()
@@ -220,10 +265,18 @@ fn report_agent_readiness(rsp: &mut RunFunctionResponse, place: &str) {
         response::condition_true(rsp, AGENT_READY, reason::AVAILABLE).message =
             Some(format!("the signals agent runs in {place}"));
     } else {
-        let message = format!(
+        let mut message = format!(
             "waiting for {} to become ready in {place}",
             waiting.join(", ")
         );
+        if waiting.contains(&keys::TOKEN) {
+            message.push_str(&format!(
+                "; {} is copied from Secret {}/{} on the control plane, which signal-aggregator issues",
+                keys::TOKEN,
+                plan.issued_token.namespace,
+                plan.issued_token.name
+            ));
+        }
         response::condition_false(rsp, AGENT_READY, reason::CREATING).message = Some(message);
     }
 }

@@ -76,6 +76,10 @@ pub struct Input {
     /// Kind of the ProviderConfig named by `status.providerConfigRef.name`.
     #[serde(default)]
     pub provider_config_kind: ProviderConfigKind,
+    /// Control-plane namespace of the aggregator's per-cluster ingest token
+    /// Secrets (`signals-ingest-<cluster>`): the aggregator's `--token-namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_namespace: Option<String>,
 }
 
 fn default_api_version() -> String {
@@ -98,6 +102,7 @@ impl Default for Input {
             collector_image: None,
             object_namespace: None,
             provider_config_kind: ProviderConfigKind::default(),
+            token_namespace: None,
         }
     }
 }
@@ -134,14 +139,33 @@ impl Input {
                 "input.collectorImage: {image:?} is not an image reference"
             ));
         }
-        if let Some(ns) = &input.object_namespace
-            && !apis::validation::is_dns_label(ns)
-        {
-            return Err(format!(
-                "input.objectNamespace: {ns:?} is not a valid namespace name"
-            ));
+        for (field, namespace) in [
+            ("objectNamespace", &input.object_namespace),
+            ("tokenNamespace", &input.token_namespace),
+        ] {
+            if let Some(ns) = namespace
+                && !apis::validation::is_dns_label(ns)
+            {
+                return Err(format!(
+                    "input.{field}: {ns:?} is not a valid namespace name"
+                ));
+            }
         }
         Ok(input)
+    }
+
+    /// Where the Objects live on the control plane.
+    pub fn object_namespace(&self) -> &str {
+        self.object_namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_SYSTEM_NAMESPACE)
+    }
+
+    /// Where the aggregator keeps the ingest token Secrets on the control plane.
+    pub fn token_namespace(&self) -> &str {
+        self.token_namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_SYSTEM_NAMESPACE)
     }
 }
 
@@ -254,6 +278,11 @@ mod tests {
         );
         let err = Input::from_json(json!({"aggregatorEndpoint": "http://x"})).unwrap_err();
         assert!(err.starts_with("input.aggregatorEndpoint: "), "{err}");
+        let err = Input::from_json(json!({"tokenNamespace": "Modelplane_System"})).unwrap_err();
+        assert_eq!(
+            err,
+            "input.tokenNamespace: \"Modelplane_System\" is not a valid namespace name"
+        );
         let err = Input::from_json(json!({"kind": "Resources"})).unwrap_err();
         assert!(
             err.contains("want apiVersion signals.fn.modelplane.ai/v1beta1 and kind Input"),

@@ -381,7 +381,8 @@ fn the_deployment_is_locked_down() {
     );
     let env = container["env"].as_array().unwrap();
     assert!(env.contains(&json!({ "name": "GOMEMLIMIT", "value": "1638MiB" })));
-    assert!(env.contains(&json!({ "name": "MODELPLANE_INGEST_TOKEN", "valueFrom": { "secretKeyRef": { "name": "signals-agent-token", "key": "token", "optional": false } } })));
+    // SingleCluster, agent in the token namespace: it reads the aggregator's Secret itself.
+    assert!(env.contains(&json!({ "name": "MODELPLANE_INGEST_TOKEN", "valueFrom": { "secretKeyRef": { "name": "signals-ingest-c1", "key": "token", "optional": false } } })));
     let config: Value = serde_yaml::from_str(&config).unwrap();
     assert_eq!(
         config["extensions"]["health_check"]["endpoint"],

@@ -1,7 +1,8 @@
 //! The collector Deployment: pinned image, config from the ConfigMap, every
 //! listener on the pod IP, probes on health_check, non-root with a read-only
 //! root filesystem, and a checksum of the exact config bytes on the pod
-//! template so a config change rolls the pods.
+//! template so a config change rolls the pods (and the ingest token's
+//! generation, so a token rotation does too).
 
 use std::collections::BTreeMap;
 
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::collector_config::{
     HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, TELEMETRY_PORT, config_path,
 };
+use super::token::POD_GENERATION_ANNOTATION;
 use super::{
     AGENT_NAME, AgentPlan, CHECKSUM_ANNOTATION, CONFIG_DIR, CONFIG_KEY, CONFIG_MAP_NAME, TOKEN_ENV,
     common_labels, metadata, selector_labels,
@@ -47,6 +49,16 @@ pub fn deployment(plan: &AgentPlan, config_yaml: &str) -> Result<Value, String> 
     let mut pod_labels = common_labels(plan);
     pod_labels.extend(selector_labels(plan));
     let health = json!({ "httpGet": { "path": "/", "port": "health" } });
+    let mut pod_annotations = BTreeMap::from([(
+        CHECKSUM_ANNOTATION.to_string(),
+        config_checksum(config_yaml),
+    )]);
+    if let Some(generation) = plan.token_generation {
+        pod_annotations.insert(
+            POD_GENERATION_ANNOTATION.to_string(),
+            generation.to_string(),
+        );
+    }
 
     Ok(json!({
         "apiVersion": "apps/v1",
@@ -59,7 +71,7 @@ pub fn deployment(plan: &AgentPlan, config_yaml: &str) -> Result<Value, String> 
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": { CHECKSUM_ANNOTATION: config_checksum(config_yaml) },
+                    "annotations": pod_annotations,
                 },
                 "spec": {
                     "serviceAccountName": AGENT_NAME,

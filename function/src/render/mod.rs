@@ -10,12 +10,14 @@ pub mod object;
 pub mod rbac;
 pub mod service;
 pub mod status;
+pub mod token;
 pub mod yaml;
 
 use std::collections::BTreeMap;
 
 use apis::{InferenceCluster, SecretKeySelector, SignalKind, SignalsSpec};
 use serde_json::{Value, json};
+use token::{IssuedSecret, TokenDelivery};
 
 use crate::input::{
     DEFAULT_AGGREGATOR_ENDPOINT, DEFAULT_COLLECTOR_IMAGE, DEFAULT_SYSTEM_NAMESPACE, Input,
@@ -45,6 +47,8 @@ pub mod keys {
     pub const CONFIG_MAP: &str = "signals-agent-config";
     pub const DEPLOYMENT: &str = "signals-agent-deployment";
     pub const SERVICE: &str = "signals-agent-service";
+    /// MultiCluster: the Object copying the ingest token to the workload cluster.
+    pub const TOKEN: &str = "signals-agent-token";
     pub const CLUSTER_ROLE: &str = "signals-agent-clusterrole";
     pub const CLUSTER_ROLE_BINDING: &str = "signals-agent-clusterrolebinding";
 
@@ -88,7 +92,13 @@ pub struct AgentPlan<'a> {
     pub image: String,
     pub aggregator_endpoint: String,
     pub aggregator_insecure: bool,
+    /// The control-plane Secret the aggregator issues the cluster's token into.
+    pub issued_token: IssuedSecret,
+    pub token_delivery: TokenDelivery,
+    /// The Secret and key the agent reads its token from.
     pub token_secret: SecretKeySelector,
+    /// Token generation stamped on the pod template, so a rotation restarts the agent.
+    pub token_generation: Option<i64>,
     /// Namespaces scraped and enriched; empty means the whole cluster.
     pub scrape_namespaces: Vec<String>,
     pub kinds: Vec<SignalKind>,
@@ -96,18 +106,30 @@ pub struct AgentPlan<'a> {
 }
 
 impl<'a> AgentPlan<'a> {
-    pub fn new(xr: &InferenceCluster, signals: &'a SignalsSpec, input: &Input) -> AgentPlan<'a> {
+    /// `copied_generation`: the token generation the workload cluster's copy
+    /// was last seen holding (see [`token::rollout_generation`]).
+    pub fn new(
+        xr: &InferenceCluster,
+        signals: &'a SignalsSpec,
+        input: &Input,
+        copied_generation: Option<i64>,
+    ) -> AgentPlan<'a> {
         let agent = signals.agent.clone().unwrap_or_default();
         let aggregator = signals.aggregator.clone().unwrap_or_default();
         let mut scrape_namespaces = agent.scrape_namespaces.clone();
         scrape_namespaces.sort();
         scrape_namespaces.dedup();
+        let cluster = xr.metadata.name.clone().unwrap_or_default();
+        let namespace = agent
+            .namespace
+            .unwrap_or_else(|| DEFAULT_SYSTEM_NAMESPACE.to_string());
+        let issued_token = IssuedSecret::for_cluster(&cluster, input.token_namespace());
+        let token_delivery =
+            TokenDelivery::new(signals, input.mode, &namespace, input.token_namespace());
         AgentPlan {
-            cluster: xr.metadata.name.clone().unwrap_or_default(),
+            cluster,
             signals,
-            namespace: agent
-                .namespace
-                .unwrap_or_else(|| DEFAULT_SYSTEM_NAMESPACE.to_string()),
+            namespace,
             image: agent
                 .image
                 .or_else(|| input.collector_image.clone())
@@ -117,12 +139,10 @@ impl<'a> AgentPlan<'a> {
                 .or_else(|| input.aggregator_endpoint.clone())
                 .unwrap_or_else(|| DEFAULT_AGGREGATOR_ENDPOINT.to_string()),
             aggregator_insecure: aggregator.insecure,
-            token_secret: aggregator
-                .token_secret_ref
-                .unwrap_or_else(|| SecretKeySelector {
-                    name: DEFAULT_TOKEN_SECRET.to_string(),
-                    key: DEFAULT_TOKEN_KEY.to_string(),
-                }),
+            token_secret: token_delivery.secret_key(signals, &issued_token),
+            token_generation: token::rollout_generation(token_delivery, xr, copied_generation),
+            issued_token,
+            token_delivery,
             scrape_namespaces,
             kinds: enabled_kinds(signals),
             span_pipelines: span_pipelines(signals),
