@@ -5,7 +5,14 @@
 //! them (path, `fieldManager`, `force`, content type, body identity). Every
 //! PATCH is recorded for exact assertions; anything malformed is answered
 //! like the API server would and recorded as a violation.
+//!
+//! Core v1 Secrets (the ingest token issuer's) are served by [`secrets`]:
+//! create, get, update with resourceVersion preconditions, list and watch
+//! with label selectors.
 #![allow(dead_code)]
+
+mod secrets;
+pub use secrets::{RecordedRequest, SECRETS};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -48,6 +55,12 @@ struct Inner {
     watch_epoch: u64,
     /// Status code every PATCH gets instead of being applied (failure tests).
     fail_patches_with: Option<u16>,
+    /// Every Secret request, in arrival order.
+    secret_requests: Vec<RecordedRequest>,
+    /// Holds Secret writes until this many are in flight (race tests).
+    write_barrier: Option<Arc<tokio::sync::Barrier>>,
+    /// Counter behind the `metadata.uid` of created objects.
+    created: u64,
 }
 
 #[derive(Clone, Default)]
@@ -57,10 +70,18 @@ pub struct FakeApiServer {
 }
 
 fn kind_of(plural: &str) -> &'static str {
-    if plural == IC {
-        "InferenceCluster"
+    match plural {
+        IC => "InferenceCluster",
+        SECRETS => "Secret",
+        _ => "ModelService",
+    }
+}
+
+fn api_version_of(plural: &str) -> &'static str {
+    if plural == SECRETS {
+        "v1"
     } else {
-        "ModelService"
+        GROUP_VERSION
     }
 }
 
@@ -78,6 +99,7 @@ impl FakeApiServer {
                 "/apis/modelplane.ai/v1alpha1/namespaces/{ns}/modelservices/{name}/status",
                 axum::routing::patch(patch_service_status),
             )
+            .merge(secrets::routes())
             .fallback(unexpected)
             .with_state(server.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -91,35 +113,10 @@ impl FakeApiServer {
         kube::Client::try_from(config).unwrap()
     }
 
-    fn record(&self, plural: &str, event_type: &str, mut object: Value) -> Value {
-        let mut inner = self.inner.lock();
-        inner.resource_version += 1;
-        let rv = inner.resource_version;
-        object["apiVersion"] = json!(GROUP_VERSION);
-        object["kind"] = json!(kind_of(plural));
-        object["metadata"]["resourceVersion"] = json!(rv.to_string());
-        let name = object["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let ns = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let key = (plural.to_string(), ns, name);
-        if event_type == "DELETED" {
-            inner.objects.remove(&key);
-        } else {
-            inner.objects.insert(key, object.clone());
-        }
-        inner.events.push((
-            rv,
-            plural.to_string(),
-            json!({"type": event_type, "object": object.clone()}),
-        ));
-        drop(inner);
+    fn record(&self, plural: &str, event_type: &str, object: Value) -> Value {
+        let stored = record_in(&mut self.inner.lock(), plural, event_type, object);
         self.changed.notify_waiters();
-        object
+        stored
     }
 
     /// Creates or replaces an object (ADDED or MODIFIED event).
@@ -190,6 +187,36 @@ impl FakeApiServer {
     }
 }
 
+/// Stores `object` with the next resourceVersion and queues its watch event
+/// (callers notify watchers after releasing the lock).
+fn record_in(inner: &mut Inner, plural: &str, event_type: &str, mut object: Value) -> Value {
+    inner.resource_version += 1;
+    let rv = inner.resource_version;
+    object["apiVersion"] = json!(api_version_of(plural));
+    object["kind"] = json!(kind_of(plural));
+    object["metadata"]["resourceVersion"] = json!(rv.to_string());
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let ns = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let key = (plural.to_string(), ns, name);
+    if event_type == "DELETED" {
+        inner.objects.remove(&key);
+    } else {
+        inner.objects.insert(key, object.clone());
+    }
+    inner.events.push((
+        rv,
+        plural.to_string(),
+        json!({"type": event_type, "object": object.clone()}),
+    ));
+    object
+}
+
 fn status_body(code: u16, reason: &str, message: &str) -> String {
     json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
            "message": message, "reason": reason, "code": code})
@@ -220,7 +247,7 @@ async fn list_or_watch(
         .await;
     }
     if query.get("watch").map(String::as_str) == Some("true") {
-        return watch(server, plural, &query);
+        return watch(server, plural, &query, Arc::new(|_: &Value| true));
     }
     let inner = server.inner.lock();
     let items: Vec<Value> = inner
@@ -238,9 +265,17 @@ async fn list_or_watch(
     ([("content-type", "application/json")], body.to_string()).into_response()
 }
 
+/// Which objects a watch delivers (namespace, label selector).
+type WatchFilter = Arc<dyn Fn(&Value) -> bool + Send + Sync>;
+
 /// Streams every event of `plural` after the requested resourceVersion, then
 /// new ones as they happen, one JSON object per line.
-fn watch(server: FakeApiServer, plural: String, query: &HashMap<String, String>) -> Response {
+fn watch(
+    server: FakeApiServer,
+    plural: String,
+    query: &HashMap<String, String>,
+    matches: WatchFilter,
+) -> Response {
     let mut cursor: u64 = query
         .get("resourceVersion")
         .and_then(|v| v.parse().ok())
@@ -259,7 +294,7 @@ fn watch(server: FakeApiServer, plural: String, query: &HashMap<String, String>)
                 .lock()
                 .events
                 .iter()
-                .filter(|(rv, p, _)| *rv > cursor && *p == plural)
+                .filter(|(rv, p, e)| *rv > cursor && *p == plural && matches(&e["object"]))
                 .map(|(rv, _, e)| (*rv, e.clone()))
                 .collect();
             for (rv, event) in pending {
@@ -344,7 +379,7 @@ fn apply_status(
     let Some(manager) = query.get("fieldManager").filter(|m| !m.is_empty()) else {
         return server.violation("fieldManager is required for apply requests".into());
     };
-    if manager != "signal-aggregator" {
+    if manager != "signal-aggregator" && manager != secrets::TOKEN_MANAGER {
         return server.violation(format!("unexpected fieldManager {manager:?}"));
     }
     if query.get("force").map(String::as_str) != Some("true") {
@@ -363,6 +398,9 @@ fn apply_status(
     let body_ns = body["metadata"]["namespace"].as_str().unwrap_or_default();
     if body_ns != namespace {
         return server.violation("metadata.namespace does not match the path".into());
+    }
+    if let Some(message) = secrets::field_ownership_violation(manager, &body) {
+        return server.violation(message);
     }
     if let Some(status) = server.inner.lock().fail_patches_with {
         return (
