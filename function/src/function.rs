@@ -199,29 +199,29 @@ fn warn_about_token_delivery(
     xr: &InferenceCluster,
 ) {
     let issued = &plan.issued_token;
-    match plan.token_delivery {
+    let (reason, message) = match plan.token_delivery {
         TokenDelivery::CopiedToWorkloadCluster => {
-            if let Some(reported) = token::misplaced_issued_secret(xr, issued) {
-                response::warning(
-                    rsp,
-                    format!(
-                        "status.signals.ingestToken names Secret {}/{}, but the token is copied from {}/{}: set the step input's tokenNamespace to the aggregator's --token-namespace",
-                        reported.namespace, reported.name, issued.namespace, issued.name
-                    ),
-                );
-            }
-        }
-        TokenDelivery::NotDelivered => {
-            response::warning(
-                rsp,
+            let Some(reported) = token::misplaced_issued_secret(xr, issued) else {
+                return;
+            };
+            (
+                reason::INGEST_TOKEN_ELSEWHERE,
                 format!(
-                    "the agent runs in namespace {} but its ingest token is issued into Secret {}/{}, which a Pod cannot read across namespaces: set spec.signals.aggregator.tokenSecretRef to a Secret in {} that holds the token, or run the agent in {} (the step input's tokenNamespace)",
-                    plan.namespace, issued.namespace, issued.name, plan.namespace, issued.namespace,
+                    "status.signals.ingestToken names Secret {}/{}, but the token is copied from {}/{}: set the step input's tokenNamespace to the aggregator's --token-namespace",
+                    reported.namespace, reported.name, issued.namespace, issued.name
                 ),
-            );
+            )
         }
-        TokenDelivery::UserSecret | TokenDelivery::IssuedSecret => {}
-    }
+        TokenDelivery::NotDelivered => (
+            reason::INGEST_TOKEN_UNREACHABLE,
+            format!(
+                "the agent runs in namespace {} but its ingest token is issued into Secret {}/{}, which a Pod cannot read across namespaces: set spec.signals.aggregator.tokenSecretRef to a Secret in {} that holds the token, or run the agent in {} (the step input's tokenNamespace)",
+                plan.namespace, issued.namespace, issued.name, plan.namespace, issued.namespace,
+            ),
+        ),
+        TokenDelivery::UserSecret | TokenDelivery::IssuedSecret => return,
+    };
+    response::warning(rsp, message).reason = Some(reason.to_string());
 }
 
 fn observed_composed_json(req: &RunFunctionRequest, key: &str) -> Option<Value> {

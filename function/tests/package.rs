@@ -39,6 +39,7 @@ fn the_input_crd_matches_the_input_type() {
         aggregator_endpoint: Some("a:1".into()),
         collector_image: Some("i".into()),
         object_namespace: Some("n".into()),
+        token_namespace: Some("t".into()),
         ..Input::default()
     };
     let mut fields: Vec<String> = serde_json::to_value(&full)

@@ -165,6 +165,7 @@ fn multi_cluster_wraps_every_resource_in_an_object() {
             "signals-agent-config",
             "signals-agent-deployment",
             "signals-agent-serviceaccount",
+            "signals-agent-token",
         ]
     );
     for (key, resource) in rsp["desired"]["resources"].as_object().unwrap() {
@@ -241,6 +242,7 @@ fn readiness_comes_from_observed_state() {
         "signals-agent-config": object("False"),
         "signals-agent-serviceaccount": object("True"),
         "signals-agent-clusterrole": object("True"),
+        "signals-agent-token": object("True"),
     });
     let rsp = respond(req);
     let ready = |key: &str| rsp["desired"]["resources"][key]["ready"].clone();
@@ -511,7 +513,7 @@ fn fatal_for_bad_input() {
         ),
         (
             json!({ "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input", "agregatorEndpoint": "x:1" }),
-            "input.agregatorEndpoint: unknown field `agregatorEndpoint`, expected one of `apiVersion`, `kind`, `metadata`, `mode`, `ttl`, `aggregatorEndpoint`, `collectorImage`, `objectNamespace`, `providerConfigKind`",
+            "input.agregatorEndpoint: unknown field `agregatorEndpoint`, expected one of `apiVersion`, `kind`, `metadata`, `mode`, `ttl`, `aggregatorEndpoint`, `collectorImage`, `objectNamespace`, `providerConfigKind`, `tokenNamespace`",
         ),
         (
             json!({ "apiVersion": "pt.fn.crossplane.io/v1beta1", "kind": "Resources" }),
@@ -520,6 +522,10 @@ fn fatal_for_bad_input() {
         (
             json!({ "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input", "aggregatorEndpoint": "user:pw@agg:4317" }),
             r#"input.aggregatorEndpoint: "user:pw@agg:4317" is not host:port"#,
+        ),
+        (
+            json!({ "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input", "tokenNamespace": "ns/../kube-system" }),
+            r#"input.tokenNamespace: "ns/../kube-system" is not a valid namespace name"#,
         ),
     ];
     for (input, message) in cases {
@@ -625,4 +631,330 @@ fn fatal_for_an_invalid_model_service() {
     for (observability, message) in cases {
         assert_fatal(req_for(service(observability)), message);
     }
+}
+
+// --- The ingest token: copy to the workload cluster, rotation rollout. ---
+
+fn input(extra: Value) -> Value {
+    let mut input = json!({ "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input" });
+    input
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    input
+}
+
+fn issued_token_status(namespace: &str, generation: i64) -> Value {
+    json!({ "ingestToken": {
+        "secretName": "signals-ingest-us-east-1", "secretNamespace": namespace,
+        "generation": generation, "issuedAt": "2026-11-20T09:00:00Z",
+    } })
+}
+
+/// The observed copy Object, as provider-kubernetes leaves it: the token
+/// persisted in its spec, the workload Secret (data redacted) in its status.
+fn observed_copy(generation: &str, ready: &str) -> Value {
+    let secret = |data: Value| {
+        json!({ "apiVersion": "v1", "kind": "Secret",
+            "metadata": { "name": "signals-agent-token", "namespace": "modelplane-system",
+                "annotations": { "signals.modelplane.io/token-generation": generation } },
+            "type": "Opaque", "data": data })
+    };
+    json!({ "resource": { "apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+        "spec": { "forProvider": { "manifest": secret(json!({ "token": "b2JzZXJ2ZWQtdG9rZW4tdmFsdWU=" })) } },
+        "status": { "atProvider": { "manifest": secret(json!({ "redacted": null })) },
+            "conditions": [{ "type": "Ready", "status": ready }] } } })
+}
+
+fn pod_annotations(rsp: &Value) -> Value {
+    let deployment = &rsp["desired"]["resources"]["signals-agent-deployment"]["resource"];
+    let manifest = if deployment["kind"] == "Object" {
+        &deployment["spec"]["forProvider"]["manifest"]
+    } else {
+        deployment
+    };
+    let mut annotations = manifest["spec"]["template"]["metadata"]["annotations"].clone();
+    annotations
+        .as_object_mut()
+        .unwrap()
+        .remove("signals.modelplane.ai/config-checksum")
+        .expect("the config checksum is always there");
+    annotations
+}
+
+fn token_env(rsp: &Value) -> Value {
+    let deployment = &rsp["desired"]["resources"]["signals-agent-deployment"]["resource"];
+    let manifest = if deployment["kind"] == "Object" {
+        &deployment["spec"]["forProvider"]["manifest"]
+    } else {
+        deployment
+    };
+    manifest["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "MODELPLANE_INGEST_TOKEN")
+        .expect("the token env var")
+        .clone()
+}
+
+fn secret_key_ref(name: &str) -> Value {
+    json!({ "name": "MODELPLANE_INGEST_TOKEN", "valueFrom": { "secretKeyRef": { "name": name, "key": "token", "optional": false } } })
+}
+
+#[test]
+fn multi_cluster_copies_the_issued_token_to_the_workload_cluster() {
+    let rsp = respond(req_for(capacity_cluster()));
+    let labels = json!({
+        "app.kubernetes.io/component": "telemetry-agent",
+        "app.kubernetes.io/instance": "us-east-1",
+        "app.kubernetes.io/managed-by": "function-signals",
+        "app.kubernetes.io/name": "signals-agent",
+        "app.kubernetes.io/part-of": "modelplane-signals",
+        "app.kubernetes.io/version": "0.159.0",
+        "signals.modelplane.ai/inference-cluster": "us-east-1",
+    });
+    let from_issued = |path: &str| {
+        json!({
+            "patchesFrom": { "apiVersion": "v1", "kind": "Secret", "name": "signals-ingest-us-east-1",
+                "namespace": "modelplane-system", "fieldPath": path },
+            "toFieldPath": path,
+        })
+    };
+    assert_eq!(
+        rsp["desired"]["resources"]["signals-agent-token"],
+        json!({
+            "resource": {
+                "apiVersion": "kubernetes.m.crossplane.io/v1alpha1",
+                "kind": "Object",
+                "metadata": { "namespace": "modelplane-system", "labels": labels },
+                "spec": {
+                    "providerConfigRef": { "kind": "ClusterProviderConfig", "name": "us-east-1" },
+                    "readiness": { "policy": "SuccessfulCreate" },
+                    "forProvider": { "manifest": {
+                        "apiVersion": "v1",
+                        "kind": "Secret",
+                        "metadata": { "name": "signals-agent-token", "namespace": "modelplane-system", "labels": labels },
+                        "type": "Opaque",
+                    } },
+                    "references": [
+                        from_issued("data.token"),
+                        from_issued("metadata.annotations[signals.modelplane.io/token-generation]"),
+                    ],
+                },
+            },
+            "ready": "READY_FALSE",
+        })
+    );
+    assert_eq!(token_env(&rsp), secret_key_ref("signals-agent-token"));
+    assert_eq!(
+        pod_annotations(&rsp),
+        json!({}),
+        "no generation is known yet"
+    );
+    assert!(rsp.get("results").is_none(), "{}", rsp["results"]);
+}
+
+#[test]
+fn the_token_copy_follows_the_step_input_and_the_agent_namespace() {
+    let mut xr = capacity_cluster();
+    xr["spec"]["signals"]["agent"] = json!({ "namespace": "signals" });
+    let mut req = req_for(xr);
+    req["input"] = input(json!({ "tokenNamespace": "signal-tokens", "objectNamespace": "infra" }));
+    let rsp = respond(req);
+    let object = &rsp["desired"]["resources"]["signals-agent-token"]["resource"];
+    assert_eq!(object["metadata"]["namespace"], "infra");
+    let manifest = &object["spec"]["forProvider"]["manifest"];
+    assert_eq!(
+        (
+            &manifest["metadata"]["name"],
+            &manifest["metadata"]["namespace"]
+        ),
+        (&json!("signals-agent-token"), &json!("signals"))
+    );
+    for reference in object["spec"]["references"].as_array().unwrap() {
+        assert_eq!(
+            (
+                &reference["patchesFrom"]["name"],
+                &reference["patchesFrom"]["namespace"]
+            ),
+            (&json!("signals-ingest-us-east-1"), &json!("signal-tokens"))
+        );
+    }
+}
+
+#[test]
+fn a_token_secret_ref_is_the_users_secret_and_nothing_is_copied() {
+    let mut xr = capacity_cluster();
+    xr["spec"]["signals"]["aggregator"] =
+        json!({ "tokenSecretRef": { "name": "my-ingest", "key": "bearer" } });
+    let rsp = respond(req_for(xr));
+    assert!(!desired_keys(&rsp).contains(&"signals-agent-token".to_string()));
+    assert_eq!(
+        token_env(&rsp),
+        json!({ "name": "MODELPLANE_INGEST_TOKEN", "valueFrom": { "secretKeyRef": { "name": "my-ingest", "key": "bearer", "optional": false } } })
+    );
+}
+
+#[test]
+fn the_pod_template_carries_the_token_generation_the_agent_will_read() {
+    let with_ref = json!({ "tokenSecretRef": { "name": "my-ingest", "key": "token" } });
+    /// (case, aggregator spec, issued generation in status, observed copy generation, SingleCluster, want)
+    type Case<'a> = (&'a str, Value, Option<i64>, Option<&'a str>, bool, Value);
+    let cases: [Case; 8] = [
+        ("nothing known", json!({}), None, None, false, json!({})),
+        (
+            "issued, not copied yet",
+            json!({}),
+            Some(4),
+            None,
+            false,
+            json!("4"),
+        ),
+        (
+            "copy lags the issuer",
+            json!({}),
+            Some(4),
+            Some("3"),
+            false,
+            json!("3"),
+        ),
+        (
+            "copy caught up",
+            json!({}),
+            Some(4),
+            Some("4"),
+            false,
+            json!("4"),
+        ),
+        (
+            "copy ahead of the status",
+            json!({}),
+            Some(4),
+            Some("5"),
+            false,
+            json!("5"),
+        ),
+        (
+            "unreadable copy generation",
+            json!({}),
+            Some(4),
+            Some("v5"),
+            false,
+            json!("4"),
+        ),
+        (
+            "user's Secret: the issuer's generation",
+            with_ref,
+            Some(4),
+            Some("3"),
+            false,
+            json!("4"),
+        ),
+        ("single cluster", json!({}), Some(7), None, true, json!("7")),
+    ];
+    for (case, aggregator, issued, copied, single_cluster, want) in cases {
+        let mut xr = capacity_cluster();
+        xr["spec"]["signals"]["aggregator"] = aggregator;
+        if let Some(generation) = issued {
+            xr["status"]["signals"] = issued_token_status("modelplane-system", generation);
+        }
+        let mut req = req_for(xr);
+        if let Some(generation) = copied {
+            req["observed"]["resources"] =
+                json!({ "signals-agent-token": observed_copy(generation, "True") });
+        }
+        if single_cluster {
+            req["input"] = input(json!({ "mode": "SingleCluster" }));
+        }
+        let rsp = respond(req);
+        let want = match want {
+            Value::String(_) => json!({ "signals.modelplane.io/ingest-token-generation": want }),
+            other => other,
+        };
+        assert_eq!(pod_annotations(&rsp), want, "{case}");
+    }
+}
+
+#[test]
+fn the_agent_waits_for_the_token_copy_and_says_where_it_comes_from() {
+    let mut req = req_for(capacity_cluster());
+    let ready = json!({ "resource": { "apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object", "status": { "conditions": [{ "type": "Ready", "status": "True" }] } } });
+    let mut observed: serde_json::Map<String, Value> = desired_keys(&respond(req.clone()))
+        .into_iter()
+        .map(|k| (k, ready.clone()))
+        .collect();
+    observed.insert("signals-agent-token".into(), observed_copy("1", "False"));
+    req["observed"]["resources"] = Value::Object(observed);
+    let rsp = respond(req);
+    assert_eq!(
+        rsp["desired"]["resources"]["signals-agent-token"]["ready"],
+        "READY_FALSE"
+    );
+    assert_eq!(
+        rsp["conditions"],
+        json!([{ "type": "AgentReady", "status": "STATUS_CONDITION_FALSE", "reason": "Creating",
+            "message": "waiting for signals-agent-token to become ready in namespace modelplane-system of the cluster behind ClusterProviderConfig us-east-1; signals-agent-token is copied from Secret modelplane-system/signals-ingest-us-east-1 on the control plane, which signal-aggregator issues" }])
+    );
+}
+
+#[test]
+fn warns_when_the_status_names_another_token_secret() {
+    let mut xr = capacity_cluster();
+    xr["status"]["signals"] = issued_token_status("signals-system", 1);
+    let rsp = respond(req_for(xr.clone()));
+    assert_eq!(
+        rsp["results"],
+        json!([{ "severity": "SEVERITY_WARNING", "target": "TARGET_COMPOSITE", "reason": "IngestTokenElsewhere",
+            "message": "status.signals.ingestToken names Secret signals-system/signals-ingest-us-east-1, but the token is copied from modelplane-system/signals-ingest-us-east-1: set the step input's tokenNamespace to the aggregator's --token-namespace" }])
+    );
+    assert!(rsp["desired"]["resources"]["signals-agent-token"].is_object());
+    let mut req = req_for(xr);
+    req["input"] = input(json!({ "tokenNamespace": "signals-system" }));
+    assert!(
+        respond(req).get("results").is_none(),
+        "matching namespaces: no warning"
+    );
+}
+
+#[test]
+fn single_cluster_reads_the_issued_secret_when_it_can() {
+    let single = |agent: Value, extra: Value| {
+        let mut xr = capacity_cluster();
+        xr["spec"]["signals"]["agent"] = agent;
+        let mut req = req_for(xr);
+        let mut step = json!({ "mode": "SingleCluster" });
+        step.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        req["input"] = input(step);
+        respond(req)
+    };
+    // Default namespaces: the agent runs where the aggregator issues the token.
+    let rsp = single(json!({}), json!({}));
+    assert_eq!(token_env(&rsp), secret_key_ref("signals-ingest-us-east-1"));
+    assert!(rsp.get("results").is_none());
+    assert!(
+        !desired_keys(&rsp).contains(&"signals-agent-token".to_string()),
+        "nothing to copy on one cluster"
+    );
+    let rsp = single(
+        json!({ "namespace": "signals" }),
+        json!({ "tokenNamespace": "signals" }),
+    );
+    assert_eq!(token_env(&rsp), secret_key_ref("signals-ingest-us-east-1"));
+    // Elsewhere a Pod cannot read it: the default name, and a warning saying what to do.
+    let rsp = single(json!({ "namespace": "signals" }), json!({}));
+    assert_eq!(token_env(&rsp), secret_key_ref("signals-agent-token"));
+    assert_eq!(
+        rsp["results"],
+        json!([{ "severity": "SEVERITY_WARNING", "target": "TARGET_COMPOSITE", "reason": "IngestTokenUnreachable",
+            "message": "the agent runs in namespace signals but its ingest token is issued into Secret modelplane-system/signals-ingest-us-east-1, which a Pod cannot read across namespaces: set spec.signals.aggregator.tokenSecretRef to a Secret in signals that holds the token, or run the agent in modelplane-system (the step input's tokenNamespace)" }])
+    );
+    assert!(
+        desired_keys(&rsp)
+            .iter()
+            .all(|k| rsp["desired"]["resources"][k]["resource"]["kind"] != "Secret"),
+        "the function never renders a Secret in SingleCluster mode"
+    );
 }

@@ -10,7 +10,7 @@ use function_signals::{Config, run_function};
 use serde_json::{Value, json};
 
 /// Distinct markers, so a failure says which input leaked.
-const MARKERS: [&str; 9] = [
+const MARKERS: [&str; 11] = [
     "tok-annotation-7f3a",
     "tok-unknown-field-91c2",
     "sk-lf-header-literal-55aa",
@@ -20,6 +20,8 @@ const MARKERS: [&str; 9] = [
     "observed-secret-data-e1e1",
     "input-metadata-f00f",
     "tok-invalid-endpoint-9a9a",
+    "copied-token-in-object-spec-7b7b",
+    "copied-token-in-object-status-8c8c",
 ];
 
 fn assert_clean(req: Value) -> Value {
@@ -54,7 +56,27 @@ fn request(xr: Value) -> Value {
                 "apiVersion": "v1", "kind": "Secret",
                 "metadata": { "annotations": { "crossplane.io/composition-resource-name": "signals-agent-config" } },
                 "stringData": { "token": "observed-secret-data-e1e1" },
-            } } },
+            } },
+            // The token copy as provider-kubernetes leaves it: the patched value
+            // persisted in the Object's spec, and (without --sanitize-secrets)
+            // the workload Secret's data in its status.
+            "signals-agent-token": { "resource": {
+                "apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
+                "metadata": { "annotations": { "crossplane.io/composition-resource-name": "signals-agent-token" } },
+                "spec": { "forProvider": { "manifest": {
+                    "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "signals-agent-token" },
+                    "data": { "token": "copied-token-in-object-spec-7b7b" },
+                } } },
+                "status": {
+                    "atProvider": { "manifest": {
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": { "name": "signals-agent-token", "annotations": { "signals.modelplane.io/token-generation": "2" } },
+                        "data": { "token": "copied-token-in-object-status-8c8c" },
+                    } },
+                    "conditions": [{ "type": "Ready", "status": "True" }],
+                },
+            } },
+            },
         },
     })
 }
@@ -104,6 +126,26 @@ fn an_inference_cluster_leaks_nothing() {
     }))));
     assert!(rsp.get("results").is_none());
     assert!(rsp["desired"]["resources"]["signals-agent-deployment"].is_object());
+}
+
+#[test]
+fn the_token_copy_leaks_nothing_it_observes() {
+    let rsp = assert_clean(request(cluster(
+        json!({ "kinds": [{ "name": "Capacity" }] }),
+    )));
+    assert!(rsp.get("results").is_none());
+    let copy = &rsp["desired"]["resources"]["signals-agent-token"];
+    assert_eq!(copy["ready"], "READY_TRUE");
+    let manifest = &copy["resource"]["spec"]["forProvider"]["manifest"];
+    assert_eq!(manifest["kind"], "Secret");
+    assert!(manifest.get("data").is_none() && manifest.get("stringData").is_none());
+    // Only the observed generation is used.
+    let deployment = &rsp["desired"]["resources"]["signals-agent-deployment"]["resource"];
+    assert_eq!(
+        deployment["spec"]["forProvider"]["manifest"]["spec"]["template"]["metadata"]["annotations"]
+            ["signals.modelplane.io/ingest-token-generation"],
+        "2"
+    );
 }
 
 #[test]

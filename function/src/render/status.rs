@@ -20,6 +20,11 @@ pub mod reason {
     pub const SIGNALS_DISABLED: &str = "SignalsDisabled";
     /// `spec.signals.kinds` is empty: nothing to capture.
     pub const NO_SIGNAL_KINDS: &str = "NoSignalKinds";
+    /// Warning: the XR's status names another control-plane token Secret
+    /// than the one the function copies.
+    pub const INGEST_TOKEN_ELSEWHERE: &str = "IngestTokenElsewhere";
+    /// Warning: SingleCluster agent outside the token namespace, no tokenSecretRef.
+    pub const INGEST_TOKEN_UNREACHABLE: &str = "IngestTokenUnreachable";
 }
 
 /// Whether an observed composed resource is ready. provider-kubernetes
