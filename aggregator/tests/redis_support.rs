@@ -1,6 +1,7 @@
 //! Real redis-server processes for the Redis store's tests: a single node on a
 //! free loopback port, or a Redis Cluster of masters built with
-//! `redis-cli --cluster create`. Included by the `redis_*.rs` tests.
+//! `redis-cli --cluster create`, each optionally over TLS with a throwaway CA
+//! ([`TestPki`]). Included by the `redis_*.rs` tests.
 #![allow(dead_code)]
 
 use std::net::TcpListener;
@@ -20,12 +21,109 @@ pub fn free_port() -> u16 {
 }
 
 fn cli(port: u16, args: &[&str]) -> String {
+    cli_with(port, &[], args)
+}
+
+/// redis-cli with `connection` options (the TLS ones for a TLS node).
+fn cli_with(port: u16, connection: &[String], args: &[&str]) -> String {
     let out = Command::new("redis-cli")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+        .args(connection)
         .args(args)
         .output()
         .expect("redis-cli is installed (test/run-all.sh installs redis-tools)");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A throwaway PKI for `rediss://` tests, as PEM files in one directory: a CA,
+/// a certificate for 127.0.0.1/localhost that redis-server serves (and
+/// presents to its cluster peers, hence both server and client usage), and a
+/// client certificate for the aggregator.
+pub struct TestPki {
+    pub dir: PathBuf,
+}
+
+impl TestPki {
+    pub fn generate(dir: &Path) -> TestPki {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        std::fs::create_dir_all(dir).unwrap();
+        let write = |name: &str, pem: String| std::fs::write(dir.join(name), pem).unwrap();
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, format!("test ca {}", dir.display()));
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        write("ca.crt", ca.self_signed(&ca_key).unwrap().pem());
+        let issuer = Issuer::new(ca, ca_key);
+        for (name, names, usages) in [
+            (
+                "server",
+                vec!["127.0.0.1".to_string(), "localhost".to_string()],
+                vec![
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ],
+            ),
+            (
+                "client",
+                Vec::new(),
+                vec![ExtendedKeyUsagePurpose::ClientAuth],
+            ),
+        ] {
+            let key = KeyPair::generate().unwrap();
+            let mut params = CertificateParams::new(names).unwrap();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, format!("signal-aggregator test {name}"));
+            params.extended_key_usages = usages;
+            write(
+                &format!("{name}.crt"),
+                params.signed_by(&key, &issuer).unwrap().pem(),
+            );
+            write(&format!("{name}.key"), key.serialize_pem());
+        }
+        TestPki {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// `ca.crt`, `server.crt`, `server.key`, `client.crt` or `client.key`.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    fn server_args(&self, require_client_cert: bool) -> Vec<String> {
+        vec![
+            "--tls-cert-file".into(),
+            self.arg("server.crt"),
+            "--tls-key-file".into(),
+            self.arg("server.key"),
+            "--tls-ca-cert-file".into(),
+            self.arg("ca.crt"),
+            "--tls-auth-clients".into(),
+            if require_client_cert { "yes" } else { "no" }.into(),
+        ]
+    }
+
+    fn cli_args(&self) -> Vec<String> {
+        vec![
+            "--tls".into(),
+            "--cacert".into(),
+            self.arg("ca.crt"),
+            "--cert".into(),
+            self.arg("client.crt"),
+            "--key".into(),
+            self.arg("client.key"),
+        ]
+    }
 }
 
 pub struct RedisNode {
@@ -33,6 +131,9 @@ pub struct RedisNode {
     dir: PathBuf,
     extra: Vec<String>,
     child: Option<Child>,
+    /// redis-cli options to reach it: the TLS ones for a TLS node.
+    cli_connection: Vec<String>,
+    tls: bool,
 }
 
 impl RedisNode {
@@ -50,6 +151,34 @@ impl RedisNode {
             dir,
             extra,
             child: None,
+            cli_connection: Vec::new(),
+            tls: false,
+        };
+        node.restart();
+        node
+    }
+
+    /// A node serving only TLS (`rediss://`) with `pki`'s server certificate;
+    /// with `require_client_cert` it refuses clients without a certificate
+    /// from `pki`'s CA (mTLS).
+    pub fn start_tls(
+        dir: &Path,
+        pki: &TestPki,
+        require_client_cert: bool,
+        extra: &[&str],
+    ) -> RedisNode {
+        let port = free_port();
+        let dir = dir.join(port.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut all_extra = pki.server_args(require_client_cert);
+        all_extra.extend(extra.iter().map(|s| s.to_string()));
+        let mut node = RedisNode {
+            port,
+            dir,
+            extra: all_extra,
+            child: None,
+            cli_connection: pki.cli_args(),
+            tls: true,
         };
         node.restart();
         node
@@ -57,17 +186,16 @@ impl RedisNode {
 
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "already running");
+        let port = self.port.to_string();
+        let listen: &[&str] = if self.tls {
+            &["--port", "0", "--tls-port", &port]
+        } else {
+            &["--port", &port]
+        };
         let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--protected-mode",
-                "no",
-            ])
+            .args(["--bind", "127.0.0.1"])
+            .args(listen)
+            .args(["--save", "", "--protected-mode", "no"])
             .arg("--dir")
             .arg(&self.dir)
             .args(&self.extra)
@@ -77,7 +205,7 @@ impl RedisNode {
             .expect("redis-server is installed (test/run-all.sh installs it)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while cli(self.port, &["PING"]) != "PONG" {
+        while self.cli(&["PING"]) != "PONG" {
             assert!(
                 Instant::now() < deadline,
                 "redis-server on {} never answered",
@@ -95,11 +223,12 @@ impl RedisNode {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        cli(self.port, args)
+        cli_with(self.port, &self.cli_connection, args)
     }
 }
 
@@ -115,23 +244,36 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start(dir: &Path, masters: usize) -> RedisCluster {
+        Self::start_with(dir, masters, None)
+    }
+
+    /// A cluster whose clients and bus speak only TLS; clients must present a
+    /// certificate from `pki`'s CA.
+    pub fn start_tls(dir: &Path, masters: usize, pki: &TestPki) -> RedisCluster {
+        Self::start_with(dir, masters, Some(pki))
+    }
+
+    fn start_with(dir: &Path, masters: usize, pki: Option<&TestPki>) -> RedisCluster {
         let nodes: Vec<RedisNode> = (0..masters)
             .map(|_| {
                 let bus = free_port().to_string();
-                RedisNode::start(
-                    dir,
-                    false,
-                    &[
-                        "--cluster-enabled",
-                        "yes",
-                        "--cluster-config-file",
-                        "nodes.conf",
-                        "--cluster-node-timeout",
-                        "5000",
-                        "--cluster-port",
-                        &bus,
-                    ],
-                )
+                let mut args = vec![
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                    "--cluster-port",
+                    &bus,
+                ];
+                match pki {
+                    Some(pki) => {
+                        args.extend(["--tls-cluster", "yes"]);
+                        RedisNode::start_tls(dir, pki, true, &args)
+                    }
+                    None => RedisNode::start(dir, false, &args),
+                }
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -141,7 +283,7 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addresses.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
-        cli(nodes[0].port, &args);
+        nodes[0].cli(&args);
         let cluster = RedisCluster { nodes };
         cluster.wait_ok();
         cluster

@@ -27,6 +27,7 @@ mod frames;
 mod keys;
 mod pending;
 mod query;
+mod series_count;
 mod tls;
 
 use std::fs;
@@ -159,6 +160,7 @@ pub(crate) struct Shared {
     /// Keys holding several frames, by the end of their window.
     dirty: Mutex<std::collections::HashMap<String, u64>>,
     shutdown: AtomicBool,
+    series: series_count::SeriesCount,
     /// Kept for the counters ingest shares; the store's own are in `status`.
     _metrics: Arc<SelfMetrics>,
 }
@@ -293,6 +295,7 @@ impl RedisStore {
             compacting: AtomicBool::new(false),
             dirty: Mutex::new(Default::default()),
             shutdown: AtomicBool::new(false),
+            series: Default::default(),
             _metrics: metrics,
         });
         let (tx, rx) = mpsc::channel();
@@ -395,6 +398,47 @@ impl RedisStore {
         flush::flush_until_empty(&self.shared, &self.writer).await
     }
 
+    /// Counts the series Redis holds now (every tenant's index sets) and keeps
+    /// the count for `health()`.
+    pub async fn count_series(&self) -> Result<u64, StoreError> {
+        let count = series_count::count(self.connected()?)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("redis series count failed: {e}")))?;
+        self.shared.series.record(count);
+        Ok(count)
+    }
+
+    /// Starts one recount in the background when the last count is stale, so
+    /// health checks report a recent count without waiting for Redis.
+    fn recount_series_if_stale(&self) {
+        let shared = &self.shared;
+        if !shared.series.is_stale() {
+            return;
+        }
+        let Some(conn) = shared.conn.get().cloned() else {
+            return;
+        };
+        if !shared.series.try_begin() {
+            return;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            match series_count::count(conn).await {
+                Ok(count) => shared.series.record(count),
+                Err(error) => tracing::debug!(%error, "redis series count failed"),
+            }
+            shared.series.end();
+        });
+    }
+
+    fn connected(&self) -> Result<RedisConn, StoreError> {
+        self.shared
+            .conn
+            .get()
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable("not connected to Redis yet".into()))
+    }
+
     fn refuse(&self, why: String) -> StoreError {
         self.shared
             .status
@@ -462,12 +506,7 @@ impl SketchStore for RedisStore {
         &self,
         query: &StoreQuery,
     ) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError> {
-        let conn = self
-            .shared
-            .conn
-            .get()
-            .cloned()
-            .ok_or_else(|| StoreError::Unavailable("not connected to Redis yet".into()))?;
+        let conn = self.connected()?;
         let started = Instant::now();
         let result = query::run(&self.shared.config, conn, query, unix_now()).await;
         if let Err(StoreError::Unavailable(e)) = &result {
@@ -515,10 +554,11 @@ impl SketchStore for RedisStore {
                 format!("redis ok (replica {}); {buffer}", self.shared.replica_id),
             )
         };
+        self.recount_series_if_stale();
         StoreHealth {
             ready,
             detail,
-            series: None,
+            series: self.shared.series.last(),
         }
     }
 
