@@ -1,4 +1,5 @@
-"""Real redis-server instances for tests: one node, or a Redis Cluster of masters."""
+"""Real redis-server instances for tests: one node, or a Redis Cluster of masters;
+a single node may serve TLS only (`rediss://`, see `RedisTls`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .procs import Process, ProcessError, free_port
@@ -21,9 +23,64 @@ def _require(binary: str) -> str:
     return path
 
 
-def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
+@dataclass(frozen=True)
+class RedisTls:
+    """PEM files for a TLS-only redis-server and for its clients: a throwaway CA,
+    a server certificate for 127.0.0.1 and a client certificate (mTLS when the
+    server requires one)."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    require_client_cert: bool = False
+
+    @classmethod
+    def generate(cls, directory: Path, require_client_cert: bool = False) -> "RedisTls":
+        from function.certs import issue, make_ca
+
+        directory.mkdir(parents=True, exist_ok=True)
+        ca = make_ca("redis-test-ca")
+        files = {"ca.crt": ca.cert_pem}
+        for name, server in (("server", True), ("client", False)):
+            pair = issue(ca, f"redis-test-{name}", server=server)
+            files[f"{name}.crt"], files[f"{name}.key"] = pair.cert_pem, pair.key_pem
+        for name, pem in files.items():
+            (directory / name).write_bytes(pem)
+        return cls(
+            ca=directory / "ca.crt",
+            server_cert=directory / "server.crt",
+            server_key=directory / "server.key",
+            client_cert=directory / "client.crt",
+            client_key=directory / "client.key",
+            require_client_cert=require_client_cert,
+        )
+
+    def server_args(self, port: int) -> list[str]:
+        return [
+            "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(self.server_cert),
+            "--tls-key-file", str(self.server_key),
+            "--tls-ca-cert-file", str(self.ca),
+            "--tls-auth-clients", "yes" if self.require_client_cert else "no",
+        ]
+
+    def cli_args(self) -> list[str]:
+        return ["--tls", "--cacert", str(self.ca), "--cert", str(self.client_cert), "--key", str(self.client_key)]
+
+    def aggregator_args(self) -> list[str]:
+        """The signal-aggregator flags that trust this CA and present the client certificate."""
+        return [
+            "--redis-ca-file", str(self.ca),
+            "--redis-client-cert-file", str(self.client_cert),
+            "--redis-client-key-file", str(self.client_key),
+        ]
+
+
+def _cli(port: int, *args: str, timeout: float = 10.0, connection: tuple[str, ...] = ()) -> str:
     result = subprocess.run(
-        [_require(REDIS_CLI), "-h", "127.0.0.1", "-p", str(port), *args],
+        [_require(REDIS_CLI), "-h", "127.0.0.1", "-p", str(port), *connection, *args],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -36,14 +93,15 @@ def _cli(port: int, *args: str, timeout: float = 10.0) -> str:
 class _Node:
     """One redis-server process with its own data directory."""
 
-    def __init__(self, workdir: Path, extra_args: list[str], name: str) -> None:
+    def __init__(self, workdir: Path, extra_args: list[str], name: str, tls: RedisTls | None = None) -> None:
         self.port = free_port()
         self.dir = workdir / str(self.port)
         self.dir.mkdir(parents=True)
+        self.connection = tuple(tls.cli_args()) if tls else ()
         argv = [
             _require(REDIS_SERVER),
             "--bind", "127.0.0.1",
-            "--port", str(self.port),
+            *(tls.server_args(self.port) if tls else ["--port", str(self.port)]),
             "--dir", str(self.dir),
             "--save", "",
             "--appendonly", "no",
@@ -56,7 +114,7 @@ class _Node:
         self.process.start()
         self.process.wait_for_port(self.port, timeout=15)
         deadline = time.monotonic() + 10
-        while _cli(self.port, "PING") != "PONG":
+        while _cli(self.port, "PING", connection=self.connection) != "PONG":
             if time.monotonic() > deadline:
                 raise ProcessError(f"redis on {self.port} never answered PING")
             time.sleep(0.05)
@@ -69,15 +127,16 @@ class RedisServer:
     """A single redis-server on a free loopback port.
 
     `stop()` then `start()` restarts it on the same port and directory; pass
-    `appendonly=True` to test that acknowledged writes survive a restart.
+    `appendonly=True` to test that acknowledged writes survive a restart, and
+    `tls` to serve only TLS (`.url` is then `rediss://`).
     """
 
-    def __init__(self, appendonly: bool = False) -> None:
+    def __init__(self, appendonly: bool = False, tls: RedisTls | None = None) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="redis-")
         extra = ["--appendonly", "yes", "--appendfsync", "always"] if appendonly else []
-        self._node = _Node(Path(self._tmp.name), extra, "redis")
+        self._node = _Node(Path(self._tmp.name), extra, "redis", tls)
         self.port = self._node.port
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.url = f"{'rediss' if tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def start(self) -> "RedisServer":
         self._node.start()
@@ -87,7 +146,7 @@ class RedisServer:
         self._node.stop()
 
     def cli(self, *args: str) -> str:
-        return _cli(self.port, *args)
+        return _cli(self.port, *args, connection=self._node.connection)
 
     def log_text(self) -> str:
         return self._node.process.log_text()
