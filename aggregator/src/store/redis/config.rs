@@ -93,6 +93,39 @@ impl RedisArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser as _;
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        redis: RedisArgs,
+    }
+
+    #[test]
+    fn tls_flags_name_the_files_the_store_loads() {
+        let flags = Flags::try_parse_from([
+            "signal-aggregator",
+            "--redis-url",
+            "rediss://a:6380,rediss://b:6380",
+            "--redis-ca-file",
+            "/etc/redis-tls/ca.crt",
+            "--redis-client-cert-file",
+            "/etc/redis-tls/tls.crt",
+            "--redis-client-key-file",
+            "/etc/redis-tls/tls.key",
+        ])
+        .unwrap();
+        assert_eq!(
+            flags.redis.tls_files(),
+            TlsFiles {
+                ca_file: Some("/etc/redis-tls/ca.crt".into()),
+                client_cert_file: Some("/etc/redis-tls/tls.crt".into()),
+                client_key_file: Some("/etc/redis-tls/tls.key".into()),
+            }
+        );
+        let plain = Flags::try_parse_from(["signal-aggregator"]).unwrap();
+        assert!(plain.redis.tls_files().is_empty());
+    }
 
     #[test]
     fn durations_parse_with_units_and_refuse_nonsense() {
