@@ -74,7 +74,8 @@ pub struct Config {
     pub max_series_per_tenant: usize,
 
     /// Per-cluster ingest tokens, YAML or JSON `{<cluster>: <token> | [<token>, ...]}`
-    /// (a token may be written `sha256:<hex>`). Without it ingest is
+    /// (a token may be written `sha256:<hex>`). Accepted in addition to issued
+    /// tokens (`--issue-ingest-tokens`); with neither, ingest is
     /// unauthenticated and bound to loopback only.
     #[arg(long, env = "SIGNAL_AGGREGATOR_INGEST_TOKENS_FILE")]
     pub ingest_tokens_file: Option<std::path::PathBuf>,
@@ -102,6 +103,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub status: crate::status::StatusArgs,
+
+    #[command(flatten)]
+    pub tokens: crate::auth::issuer::IssuerArgs,
 
     /// Log line format. The level comes from `RUST_LOG` (default `info`).
     #[arg(

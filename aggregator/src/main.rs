@@ -9,8 +9,10 @@ use clap::Parser as _;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use signal_aggregator::auth::issuer::IssuedTokens;
 use signal_aggregator::auth::{
-    IngestTokens, QueryAccess, Reloading, parse_ingest_tokens, parse_query_tokens,
+    IngestTokenSource, IngestTokens, QueryAccess, Reloading, parse_ingest_tokens,
+    parse_query_tokens,
 };
 use signal_aggregator::config::{Config, LogFormat, StoreChoice};
 use signal_aggregator::directory::Directory;
@@ -113,6 +115,7 @@ async fn bind(addr: std::net::SocketAddr, what: &str, flag: &str) -> anyhow::Res
 
 async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
+    config.tokens.validate()?;
     let metrics = Arc::new(SelfMetrics::default());
     let Store {
         store,
@@ -131,16 +134,38 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let reload = Some(Duration::from_secs(
         config.tokens_reload_interval.as_secs().max(1),
     ));
-    let ingest_protected = match &config.ingest_tokens_file {
-        Some(path) => {
-            let tokens = Reloading::open(path, parse_ingest_tokens, reload)
-                .context("--ingest-tokens-file")?;
-            tracing::info!(file = %path.display(), tokens = tokens.current().len(), "ingest requires per-cluster bearer tokens");
-            ingest_config.authenticator = Arc::new(IngestTokens::new(tokens));
-            true
+    // Made before anything binds: whether tokens are issued decides whether
+    // ingest is authenticated, and so where it may listen.
+    let kube = config.status.client().await?;
+    let issuance = match (&kube, config.tokens.issue_ingest_tokens) {
+        (Some(client), true) => {
+            let namespace = config
+                .tokens
+                .namespace(std::env::var("POD_NAMESPACE").ok())?;
+            let issued = IssuedTokens::new(serve::system_clock());
+            Some((client.clone(), namespace, issued))
         }
-        None => false,
+        (None, true) => {
+            tracing::info!("not issuing ingest tokens: Kubernetes is off");
+            None
+        }
+        (_, false) => None,
     };
+    let mut token_sources: Vec<Arc<dyn IngestTokenSource>> = Vec::new();
+    if let Some(path) = &config.ingest_tokens_file {
+        let tokens =
+            Reloading::open(path, parse_ingest_tokens, reload).context("--ingest-tokens-file")?;
+        tracing::info!(file = %path.display(), tokens = tokens.current().len(), "ingest accepts the per-cluster tokens in the token file");
+        token_sources.push(tokens);
+    }
+    if let Some((_, namespace, issued)) = &issuance {
+        tracing::info!(%namespace, "issuing ingest tokens: Secret signals-ingest-<cluster> per InferenceCluster; ingest accepts them");
+        token_sources.push(Arc::new(issued.clone()));
+    }
+    let ingest_protected = !token_sources.is_empty();
+    if ingest_protected {
+        ingest_config.authenticator = Arc::new(IngestTokens::from_sources(token_sources));
+    }
     let access = match &config.query_tokens_file {
         Some(path) => {
             let tokens =
@@ -158,7 +183,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tracing::warn!(
             otlp_grpc = %grpc_bind, otlp_http = %http_bind,
             "NO INGEST TOKENS: OTLP ingest is unauthenticated, so it listens on loopback only; \
-             set --ingest-tokens-file to accept agents from other hosts (docs/auth.md)"
+             run with Kubernetes (issued tokens) or set --ingest-tokens-file to accept agents \
+             from other hosts (docs/auth.md)"
         );
     }
     if api_narrowed {
@@ -219,7 +245,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .context("query API server failed")
     });
-    tasks.spawn(status::run(
+    if let Some((client, namespace, issued)) = issuance {
+        let issuer = signal_aggregator::auth::issuer::run(
+            client,
+            namespace,
+            config.tokens.policy(),
+            directory.clone(),
+            issued,
+            serve::system_clock(),
+            stopped(),
+        );
+        tasks.spawn(async move {
+            issuer.await;
+            Ok(())
+        });
+    }
+    tasks.spawn(status::run_with_client(
+        kube,
         config.status.clone(),
         store.clone(),
         directory,
@@ -240,7 +282,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     for (narrowed, what) in [
         (
             grpc_narrowed || http_narrowed,
-            "OTLP ingest has no tokens (--ingest-tokens-file)",
+            "OTLP ingest has no tokens (--ingest-tokens-file, or issued ones with Kubernetes)",
         ),
         (
             api_narrowed,

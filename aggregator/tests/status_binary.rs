@@ -115,6 +115,8 @@ async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
         .args(["--kube", "on", "--kubeconfig"])
         .arg(&kubeconfig)
         .args(["--status-interval", "1s", "--status-min-interval", "1s"])
+        // Unauthenticated OTLP below; tests/token_issuer_binary.rs covers issuance.
+        .args(["--issue-ingest-tokens", "false"])
         .args([
             "--otlp-grpc-addr",
             "127.0.0.1:0",

@@ -176,7 +176,22 @@ pub async fn run(
     clock: Clock,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Some(client) = args.client().await? else {
+    let client = args.client().await?;
+    run_with_client(client, args, store, directory, activity, clock, stopped).await
+}
+
+/// [`run`] with a client made by the caller (`None`: Kubernetes is off), so
+/// the binary's other Kubernetes users (the token issuer) share it.
+pub async fn run_with_client(
+    client: Option<kube::Client>,
+    args: StatusArgs,
+    store: Arc<dyn SketchStore>,
+    directory: Directory,
+    activity: Activity,
+    clock: Clock,
+    stopped: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let Some(client) = client else {
         stopped.await;
         return Ok(());
     };
