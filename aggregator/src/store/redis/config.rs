@@ -67,16 +67,20 @@ pub struct RedisArgs {
 
     /// PEM CA certificate(s) that `rediss://` servers must chain to, instead of
     /// the system roots (a private CA).
-    #[arg(long, env = "MODELPLANE_REDIS_CA_FILE")]
+    #[arg(long, env = "MODELPLANE_REDIS_CA_FILE", requires = "redis_url")]
     pub redis_ca_file: Option<PathBuf>,
 
     /// PEM client certificate (chain) presented to `rediss://` servers that
     /// require one (`tls-auth-clients yes`); needs --redis-client-key-file.
-    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_CERT_FILE")]
+    #[arg(
+        long,
+        env = "MODELPLANE_REDIS_CLIENT_CERT_FILE",
+        requires = "redis_url"
+    )]
     pub redis_client_cert_file: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --redis-client-cert-file.
-    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_KEY_FILE")]
+    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_KEY_FILE", requires = "redis_url")]
     pub redis_client_key_file: Option<PathBuf>,
 }
 
@@ -125,6 +129,12 @@ mod tests {
         );
         let plain = Flags::try_parse_from(["signal-aggregator"]).unwrap();
         assert!(plain.redis.tls_files().is_empty());
+        // Without --redis-url the embedded store runs: a TLS flag there is a mistake.
+        let error = Flags::try_parse_from(["signal-aggregator", "--redis-ca-file", "/ca.crt"])
+            .err()
+            .expect("--redis-ca-file without --redis-url is refused")
+            .to_string();
+        assert!(error.contains("--redis-url"), "{error}");
     }
 
     #[test]
