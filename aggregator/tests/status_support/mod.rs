@@ -438,6 +438,21 @@ fn apply_status(
     ([("content-type", "application/json")], stored.to_string()).into_response()
 }
 
+/// A kubeconfig in `dir` pointing at the server at `url` (no credentials).
+pub fn write_kubeconfig(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let path = dir.join("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
+             contexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\n\
+             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
 /// Waits (up to 10 s) until `check` holds.
 pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     for _ in 0..200 {
