@@ -171,10 +171,10 @@ impl FakeApiServer {
 
     async fn wait_for_racing_writers(&self) {
         let barrier = self.inner.lock().write_barrier.clone();
-        if let Some(barrier) = barrier {
-            if barrier.wait().await.is_leader() {
-                self.inner.lock().write_barrier = None;
-            }
+        if let Some(barrier) = barrier
+            && barrier.wait().await.is_leader()
+        {
+            self.inner.lock().write_barrier = None;
         }
     }
 
