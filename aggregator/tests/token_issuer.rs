@@ -791,3 +791,50 @@ async fn the_running_issuer_reacts_to_new_clusters_and_rotation_requests() {
     );
     assert!(server.violations().is_empty(), "{:?}", server.violations());
 }
+
+#[tokio::test]
+async fn deleting_a_secret_revokes_its_token_and_issues_the_next_generation() {
+    let (server, url) = FakeApiServer::start().await;
+    server.put(IC, cluster("eu-west"));
+    let mut replica = Replica::start(&url, POLICY).await;
+    replica.pass(T0).await;
+    let revoked = token_of(&server, "eu-west", "token").unwrap();
+    replica.until_status_seen("eu-west", 1).await;
+    server.take_patches();
+
+    server.delete(SECRETS, NS, "signals-ingest-eu-west");
+    let issued = replica.issued.clone();
+    let gone = revoked.clone();
+    eventually("the deletion reached the replica", move || {
+        issued.secret("signals-ingest-eu-west").is_none()
+    })
+    .await;
+    assert_eq!(replica.issued.cluster_of(&gone), None, "refused at once");
+
+    let report = replica.pass(T0 + 60).await;
+    assert_eq!(
+        (report.created, report.status_written),
+        (1, 1),
+        "{report:?}"
+    );
+    let fresh = token_of(&server, "eu-west", "token").unwrap();
+    assert_ne!(fresh, revoked);
+    let secret = server
+        .object(SECRETS, NS, "signals-ingest-eu-west")
+        .unwrap();
+    assert_eq!(
+        secret["metadata"]["annotations"]["signals.modelplane.io/token-generation"], "2",
+        "a new generation, so the agent is restarted onto the new token"
+    );
+    let patch = server.take_patches().pop().unwrap();
+    assert_eq!(
+        patch.body["status"]["signals"]["ingestToken"]["generation"],
+        2
+    );
+    assert_eq!(replica.issued.cluster_of(&revoked), None);
+    assert_eq!(
+        replica.issued.cluster_of(&fresh).as_deref(),
+        Some("eu-west")
+    );
+    assert!(server.violations().is_empty(), "{:?}", server.violations());
+}

@@ -228,8 +228,8 @@ mod tests {
         let issued = IssuedTokens::new(clock_at(now.clone()));
         assert!(!issued.is_synced());
         issued.replace(vec![
-            new_secret("a", "u1", "ns", "tok-a", T0),
-            new_secret("b", "u2", "ns", "tok-b", T0),
+            new_secret("a", "u1", "ns", "tok-a", 1, T0),
+            new_secret("b", "u2", "ns", "tok-b", 1, T0),
         ]);
         assert!(issued.is_synced());
         assert_eq!(issued.cluster_of("tok-a").as_deref(), Some("a"));
@@ -258,7 +258,7 @@ mod tests {
     #[test]
     fn a_secret_whose_label_disagrees_with_its_name_lends_no_token() {
         let issued = IssuedTokens::new(Arc::new(|| T0));
-        let mut secret = new_secret("a", "u1", "ns", "tok-a", T0);
+        let mut secret = new_secret("a", "u1", "ns", "tok-a", 1, T0);
         secret.metadata.name = Some("signals-ingest-b".into());
         issued.upsert(secret);
         assert_eq!(issued.cluster_of("tok-a"), None);

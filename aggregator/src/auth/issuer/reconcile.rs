@@ -78,6 +78,15 @@ fn api_status(error: &kube::Error) -> Option<&kube::core::Status> {
     }
 }
 
+/// `status.signals.ingestToken` as last observed on the XR.
+fn reported(cluster: &ClusterEntry) -> Option<&apis::IngestTokenStatus> {
+    cluster.observed_status.as_ref()?.ingest_token.as_ref()
+}
+
+fn reported_generation(cluster: &ClusterEntry) -> Option<i64> {
+    reported(cluster).map(|t| t.generation)
+}
+
 impl TokenIssuer {
     pub fn new(
         client: kube::Client,
@@ -158,10 +167,18 @@ impl TokenIssuer {
         for _ in 0..MAX_ATTEMPTS {
             let Some(existing) = current.take() else {
                 let token = secret::new_token().map_err(|e| anyhow!("{e}"))?;
-                let fresh = secret::new_secret(&cluster.name, uid, &self.namespace, &token, now);
+                let generation = reported_generation(cluster).map_or(1, |g| g + 1);
+                let fresh = secret::new_secret(
+                    &cluster.name,
+                    uid,
+                    &self.namespace,
+                    &token,
+                    generation,
+                    now,
+                );
                 match self.secrets.create(&write_params(), &fresh).await {
                     Ok(created) => {
-                        tracing::info!(cluster = %cluster.name, secret = %name, namespace = %self.namespace, "issued an ingest token (generation 1)");
+                        tracing::info!(cluster = %cluster.name, secret = %name, namespace = %self.namespace, generation, "issued an ingest token");
                         report.created += 1;
                         return Ok(created);
                     }
@@ -230,10 +247,7 @@ impl TokenIssuer {
         let Some(desired) = secret::token_status(secret) else {
             return Ok(());
         };
-        let observed = cluster
-            .observed_status
-            .as_ref()
-            .and_then(|s| s.ingest_token.as_ref());
+        let observed = reported(cluster);
         if observed == Some(&desired) {
             return Ok(());
         }

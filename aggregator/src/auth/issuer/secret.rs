@@ -73,8 +73,17 @@ pub fn owner_reference(cluster: &str, uid: &str) -> OwnerReference {
     }
 }
 
-/// Generation 1 of a cluster's Secret.
-pub fn new_secret(cluster: &str, uid: &str, namespace: &str, token: &str, now: u64) -> Secret {
+/// A cluster's Secret as first created: `generation` is 1, or one more than
+/// the XR last reported (a Secret deleted to revoke its token comes back
+/// with a new generation, so the agent is restarted onto the new token).
+pub fn new_secret(
+    cluster: &str,
+    uid: &str,
+    namespace: &str,
+    token: &str,
+    generation: i64,
+    now: u64,
+) -> Secret {
     Secret {
         metadata: ObjectMeta {
             name: Some(secret_name(cluster)),
@@ -84,7 +93,7 @@ pub fn new_secret(cluster: &str, uid: &str, namespace: &str, token: &str, now: u
                 (CLUSTER_LABEL.to_string(), cluster.to_string()),
             ])),
             annotations: Some(BTreeMap::from([
-                (GENERATION_ANNOTATION.to_string(), "1".to_string()),
+                (GENERATION_ANNOTATION.to_string(), generation.to_string()),
                 (ISSUED_AT_ANNOTATION.to_string(), rfc3339(now)),
             ])),
             owner_references: Some(vec![owner_reference(cluster, uid)]),
@@ -342,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_new_secret_is_generation_one_owned_by_its_cluster() {
-        let secret = new_secret("eu-west", "uid-1", "ns", "tok", T0);
+        let secret = new_secret("eu-west", "uid-1", "ns", "tok", 1, T0);
         assert_eq!(
             secret.metadata.name.as_deref(),
             Some("signals-ingest-eu-west")
@@ -366,7 +375,7 @@ mod tests {
 
     #[test]
     fn plans_follow_the_request_the_age_and_the_overlap() {
-        let fresh = new_secret("c", "u", "ns", "tok", T0);
+        let fresh = new_secret("c", "u", "ns", "tok", 1, T0);
         assert_eq!(plan(&fresh, T0 + 999, &POLICY), Plan::Keep);
         assert_eq!(
             plan(&fresh, T0 + 1_000, &POLICY),
@@ -409,7 +418,7 @@ mod tests {
 
     #[test]
     fn broken_secrets_are_repaired_not_trusted() {
-        let mut empty = new_secret("c", "u", "ns", "tok", T0);
+        let mut empty = new_secret("c", "u", "ns", "tok", 1, T0);
         empty.data = None;
         assert_eq!(
             plan(&empty, T0, &POLICY),
@@ -420,7 +429,7 @@ mod tests {
         assert_eq!(TokenState::of(&repaired).generation, 2);
 
         // An unreadable issue time counts as too old when ages are enforced.
-        let mut undated = new_secret("c", "u", "ns", "tok", T0);
+        let mut undated = new_secret("c", "u", "ns", "tok", 1, T0);
         annotations_mut(&mut undated).insert(ISSUED_AT_ANNOTATION.into(), "yesterday".into());
         assert_eq!(
             plan(&undated, T0, &POLICY),
@@ -428,7 +437,7 @@ mod tests {
         );
 
         // A previous token without a readable end is not accepted and is dropped.
-        let mut open_ended = rotated(&new_secret("c", "u", "ns", "a", T0), "b", T0, &POLICY);
+        let mut open_ended = rotated(&new_secret("c", "u", "ns", "a", 1, T0), "b", T0, &POLICY);
         annotations_mut(&mut open_ended).remove(PREVIOUS_EXPIRES_ANNOTATION);
         assert!(!TokenState::of(&open_ended).previous_accepted(T0));
         assert_eq!(plan(&open_ended, T0, &POLICY), Plan::DropPrevious);
@@ -436,7 +445,7 @@ mod tests {
 
     #[test]
     fn the_cluster_label_must_agree_with_the_name() {
-        let mut secret = new_secret("eu-west", "u", "ns", "tok", T0);
+        let mut secret = new_secret("eu-west", "u", "ns", "tok", 1, T0);
         secret.metadata.name = Some("signals-ingest-us-east".into());
         assert_eq!(cluster_of(&secret), None);
         assert!(check_cluster_name(&"a".repeat(63)).is_ok());
