@@ -216,11 +216,11 @@ async fn every_cluster_gets_a_secret_of_the_exact_shape_and_its_status() {
                     "namespace": "tokens",
                     "labels": {
                         "app.kubernetes.io/managed-by": "signal-aggregator",
-                        "signals.modelplane.io/cluster": name,
+                        "signals.modelplane.ai/cluster": name,
                     },
                     "annotations": {
-                        "signals.modelplane.io/token-generation": "1",
-                        "signals.modelplane.io/issued-at": "2027-01-15T08:00:00Z",
+                        "signals.modelplane.ai/token-generation": "1",
+                        "signals.modelplane.ai/issued-at": "2027-01-15T08:00:00Z",
                     },
                     "ownerReferences": [{
                         "apiVersion": "modelplane.ai/v1alpha1",
@@ -293,9 +293,9 @@ async fn an_existing_secret_is_adopted_and_never_overwritten() {
         SECRETS,
         json!({"metadata": {"name": "signals-ingest-eu-west", "namespace": NS,
             "labels": {"app.kubernetes.io/managed-by": "signal-aggregator",
-                       "signals.modelplane.io/cluster": "eu-west"},
-            "annotations": {"signals.modelplane.io/token-generation": "3",
-                            "signals.modelplane.io/issued-at": rfc3339(T0 - 100)}},
+                       "signals.modelplane.ai/cluster": "eu-west"},
+            "annotations": {"signals.modelplane.ai/token-generation": "3",
+                            "signals.modelplane.ai/issued-at": rfc3339(T0 - 100)}},
             "type": "Opaque",
             "data": {"token": base64::engine::general_purpose::STANDARD.encode("kept-token")}}),
     );
@@ -397,12 +397,12 @@ async fn racing_replicas_converge_on_one_token_and_one_rotation() {
 
     // An operator asks for a rotation; both replicas see it and race again.
     server.edit_secret(NS, "signals-ingest-eu-west", |s| {
-        s["metadata"]["annotations"]["signals.modelplane.io/rotate"] = json!("true");
+        s["metadata"]["annotations"]["signals.modelplane.ai/rotate"] = json!("true");
     });
     for replica in [&a, &b] {
         replica
             .until_secret("the rotate request is seen", "eu-west", |s| {
-                s["metadata"]["annotations"]["signals.modelplane.io/rotate"] == "true"
+                s["metadata"]["annotations"]["signals.modelplane.ai/rotate"] == "true"
             })
             .await;
     }
@@ -422,7 +422,7 @@ async fn racing_replicas_converge_on_one_token_and_one_rotation() {
         .object(SECRETS, NS, "signals-ingest-eu-west")
         .unwrap();
     assert_eq!(
-        secret["metadata"]["annotations"]["signals.modelplane.io/token-generation"], "2",
+        secret["metadata"]["annotations"]["signals.modelplane.ai/token-generation"], "2",
         "rotated once, not twice"
     );
     assert_eq!(token_of(&server, "eu-west", "previous-token"), Some(token));
@@ -549,7 +549,7 @@ async fn a_requested_rotation_overlaps_then_the_previous_token_expires() {
     server.take_patches();
 
     server.edit_secret(NS, "signals-ingest-eu-west", |s| {
-        s["metadata"]["annotations"]["signals.modelplane.io/rotate"] = json!("true");
+        s["metadata"]["annotations"]["signals.modelplane.ai/rotate"] = json!("true");
         s["metadata"]["labels"]["team"] = json!("platform");
     });
     replica
@@ -595,9 +595,9 @@ async fn a_requested_rotation_overlaps_then_the_previous_token_expires() {
     );
     assert_eq!(
         body["metadata"]["annotations"],
-        json!({"signals.modelplane.io/token-generation": "2",
-               "signals.modelplane.io/issued-at": rfc3339(rotated_at),
-               "signals.modelplane.io/previous-token-expires-at": rfc3339(rotated_at + 86_400)}),
+        json!({"signals.modelplane.ai/token-generation": "2",
+               "signals.modelplane.ai/issued-at": rfc3339(rotated_at),
+               "signals.modelplane.ai/previous-token-expires-at": rfc3339(rotated_at + 86_400)}),
         "generation bumped, rotate request consumed"
     );
     assert_eq!(
@@ -654,8 +654,8 @@ async fn a_requested_rotation_overlaps_then_the_previous_token_expires() {
     assert_eq!(decode(&body["data"]["token"]), new);
     assert_eq!(
         body["metadata"]["annotations"],
-        json!({"signals.modelplane.io/token-generation": "2",
-               "signals.modelplane.io/issued-at": rfc3339(rotated_at)})
+        json!({"signals.modelplane.ai/token-generation": "2",
+               "signals.modelplane.ai/issued-at": rfc3339(rotated_at)})
     );
     assert!(server.take_patches().is_empty());
     assert!(cluster_of(&old).is_err());
@@ -692,9 +692,9 @@ async fn tokens_are_rotated_at_the_max_age_and_never_with_max_age_zero() {
         .unwrap();
     assert_eq!(
         secret["metadata"]["annotations"],
-        json!({"signals.modelplane.io/token-generation": "2",
-               "signals.modelplane.io/issued-at": rfc3339(T0 + 1_000),
-               "signals.modelplane.io/previous-token-expires-at": rfc3339(T0 + 1_100)})
+        json!({"signals.modelplane.ai/token-generation": "2",
+               "signals.modelplane.ai/issued-at": rfc3339(T0 + 1_000),
+               "signals.modelplane.ai/previous-token-expires-at": rfc3339(T0 + 1_100)})
     );
 
     // max age 0: a replica with that policy never rotates by age.
@@ -758,7 +758,7 @@ async fn the_running_issuer_reacts_to_new_clusters_and_rotation_requests() {
     .await;
 
     server.edit_secret(NS, "signals-ingest-eu-west", |s| {
-        s["metadata"]["annotations"]["signals.modelplane.io/rotate"] = json!("true");
+        s["metadata"]["annotations"]["signals.modelplane.ai/rotate"] = json!("true");
     });
     let s = server.clone();
     eventually("the requested rotation happened", move || {
@@ -823,7 +823,7 @@ async fn deleting_a_secret_revokes_its_token_and_issues_the_next_generation() {
         .object(SECRETS, NS, "signals-ingest-eu-west")
         .unwrap();
     assert_eq!(
-        secret["metadata"]["annotations"]["signals.modelplane.io/token-generation"], "2",
+        secret["metadata"]["annotations"]["signals.modelplane.ai/token-generation"], "2",
         "a new generation, so the agent is restarted onto the new token"
     );
     let patch = server.take_patches().pop().unwrap();

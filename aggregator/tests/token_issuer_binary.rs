@@ -127,7 +127,7 @@ async fn the_binary_issues_reports_accepts_and_rotates_the_clusters_token() {
     assert_eq!(send(Some(first.clone())).await, 200);
 
     server.edit_secret("tokens", "signals-ingest-eu-west", |s| {
-        s["metadata"]["annotations"]["signals.modelplane.io/rotate"] = json!("true");
+        s["metadata"]["annotations"]["signals.modelplane.ai/rotate"] = json!("true");
     });
     let s = server.clone();
     eventually("the binary rotated on request", move || {

@@ -657,7 +657,7 @@ fn observed_copy(generation: &str, ready: &str) -> Value {
     let secret = |data: Value| {
         json!({ "apiVersion": "v1", "kind": "Secret",
             "metadata": { "name": "signals-agent-token", "namespace": "modelplane-system",
-                "annotations": { "signals.modelplane.io/token-generation": generation } },
+                "annotations": { "signals.modelplane.ai/token-generation": generation } },
             "type": "Opaque", "data": data })
     };
     json!({ "resource": { "apiVersion": "kubernetes.m.crossplane.io/v1alpha1", "kind": "Object",
@@ -739,7 +739,7 @@ fn multi_cluster_copies_the_issued_token_to_the_workload_cluster() {
                     } },
                     "references": [
                         from_issued("data.token"),
-                        from_issued("metadata.annotations[signals.modelplane.io/token-generation]"),
+                        from_issued("metadata.annotations[signals.modelplane.ai/token-generation]"),
                     ],
                 },
             },
@@ -869,7 +869,7 @@ fn the_pod_template_carries_the_token_generation_the_agent_will_read() {
         }
         let rsp = respond(req);
         let want = match want {
-            Value::String(_) => json!({ "signals.modelplane.io/ingest-token-generation": want }),
+            Value::String(_) => json!({ "signals.modelplane.ai/ingest-token-generation": want }),
             other => other,
         };
         assert_eq!(pod_annotations(&rsp), want, "{case}");

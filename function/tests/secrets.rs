@@ -70,7 +70,7 @@ fn request(xr: Value) -> Value {
                 "status": {
                     "atProvider": { "manifest": {
                         "apiVersion": "v1", "kind": "Secret",
-                        "metadata": { "name": "signals-agent-token", "annotations": { "signals.modelplane.io/token-generation": "2" } },
+                        "metadata": { "name": "signals-agent-token", "annotations": { "signals.modelplane.ai/token-generation": "2" } },
                         "data": { "token": "copied-token-in-object-status-8c8c" },
                     } },
                     "conditions": [{ "type": "Ready", "status": "True" }],
@@ -143,7 +143,7 @@ fn the_token_copy_leaks_nothing_it_observes() {
     let deployment = &rsp["desired"]["resources"]["signals-agent-deployment"]["resource"];
     assert_eq!(
         deployment["spec"]["forProvider"]["manifest"]["spec"]["template"]["metadata"]["annotations"]
-            ["signals.modelplane.io/ingest-token-generation"],
+            ["signals.modelplane.ai/ingest-token-generation"],
         "2"
     );
 }

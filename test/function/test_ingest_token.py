@@ -19,8 +19,8 @@ from .fnclient import (
 )
 
 TOKEN_KEY = "signals-agent-token"
-GENERATION_ANNOTATION = "signals.modelplane.io/token-generation"
-POD_GENERATION_ANNOTATION = "signals.modelplane.io/ingest-token-generation"
+GENERATION_ANNOTATION = "signals.modelplane.ai/token-generation"
+POD_GENERATION_ANNOTATION = "signals.modelplane.ai/ingest-token-generation"
 # What the aggregator would issue: 32 random bytes, base64url without padding.
 TOKEN = "q3Zl1bJ0v2m8kT4sX9cNwP7eR5yH6aU0iO3dF8gJ2kL"
 

@@ -20,10 +20,10 @@ pub const ISSUED_SECRET_PREFIX: &str = "signals-ingest-";
 /// Annotation the aggregator sets on its Secret: the token's generation (1, 2, ...).
 /// The copy carries it too, so the function can tell which generation the
 /// workload cluster holds.
-pub const ISSUED_GENERATION_ANNOTATION: &str = "signals.modelplane.io/token-generation";
+pub const ISSUED_GENERATION_ANNOTATION: &str = "signals.modelplane.ai/token-generation";
 /// Pod-template annotation of the agent: a new value restarts the pods, which
 /// read the token from their environment only at start.
-pub const POD_GENERATION_ANNOTATION: &str = "signals.modelplane.io/ingest-token-generation";
+pub const POD_GENERATION_ANNOTATION: &str = "signals.modelplane.ai/ingest-token-generation";
 
 /// The control-plane Secret the aggregator issues for one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -81,7 +81,7 @@ pub struct IssuerArgs {
     pub token_namespace: Option<String>,
 
     /// Rotate a token this long after it was issued; 0 = only on request
-    /// (annotation `signals.modelplane.io/rotate: "true"`).
+    /// (annotation `signals.modelplane.ai/rotate: "true"`).
     #[arg(
         long,
         env = "SIGNAL_AGGREGATOR_INGEST_TOKEN_MAX_AGE",

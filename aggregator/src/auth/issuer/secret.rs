@@ -20,15 +20,15 @@ pub const PREVIOUS_TOKEN_KEY: &str = "previous-token";
 
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const MANAGED_BY: &str = "signal-aggregator";
-pub const CLUSTER_LABEL: &str = "signals.modelplane.io/cluster";
+pub const CLUSTER_LABEL: &str = "signals.modelplane.ai/cluster";
 /// What the Secret watch selects: only Secrets this issuer manages.
 pub const LABEL_SELECTOR: &str = "app.kubernetes.io/managed-by=signal-aggregator";
 
-pub const GENERATION_ANNOTATION: &str = "signals.modelplane.io/token-generation";
-pub const ISSUED_AT_ANNOTATION: &str = "signals.modelplane.io/issued-at";
-pub const PREVIOUS_EXPIRES_ANNOTATION: &str = "signals.modelplane.io/previous-token-expires-at";
-/// Set by an operator (`kubectl annotate ... signals.modelplane.io/rotate=true`).
-pub const ROTATE_ANNOTATION: &str = "signals.modelplane.io/rotate";
+pub const GENERATION_ANNOTATION: &str = "signals.modelplane.ai/token-generation";
+pub const ISSUED_AT_ANNOTATION: &str = "signals.modelplane.ai/issued-at";
+pub const PREVIOUS_EXPIRES_ANNOTATION: &str = "signals.modelplane.ai/previous-token-expires-at";
+/// Set by an operator (`kubectl annotate ... signals.modelplane.ai/rotate=true`).
+pub const ROTATE_ANNOTATION: &str = "signals.modelplane.ai/rotate";
 
 /// Random bytes per token: 256 bits, 43 base64url characters.
 const TOKEN_BYTES: usize = 32;
@@ -190,7 +190,7 @@ pub struct RotationPolicy {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotateReason {
-    /// `signals.modelplane.io/rotate: "true"`.
+    /// `signals.modelplane.ai/rotate: "true"`.
     Requested,
     /// Older than `--ingest-token-max-age` (or its issue time is unreadable).
     MaxAge,
