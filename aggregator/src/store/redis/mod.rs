@@ -208,16 +208,26 @@ pub(crate) fn entry_bytes(len: usize) -> u64 {
     len as u64 + 20
 }
 
-fn resolve_replica_id(dir: &Path, configured: Option<&str>) -> Result<String, StoreError> {
+/// Why the Redis store could not start. Both stop the aggregator: one names
+/// the flag to fix, the other the local file the write-ahead log needs.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Config(String),
+    #[error("write-ahead log: {0}")]
+    Wal(String),
+}
+
+fn resolve_replica_id(dir: &Path, configured: Option<&str>) -> Result<String, OpenError> {
     let path = dir.join(REPLICA_ID_FILE);
     let recorded = match fs::read_to_string(&path) {
         Ok(text) => Some(text.trim().to_string()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(StoreError::Unavailable(format!("{}: {e}", path.display()))),
+        Err(e) => return Err(OpenError::Wal(format!("{}: {e}", path.display()))),
     };
     match (recorded, configured) {
         (Some(recorded), Some(configured)) if recorded != configured => {
-            Err(StoreError::Unavailable(format!(
+            Err(OpenError::Config(format!(
                 "--replica-id {configured:?} differs from {recorded:?} recorded in {}: a write-ahead \
                  log belongs to one replica (its checkpoints in Redis); use that id or another --wal-dir",
                 path.display()
@@ -231,7 +241,7 @@ fn resolve_replica_id(dir: &Path, configured: Option<&str>) -> Result<String, St
             };
             fs::write(&path, format!("{id}\n"))
                 .and_then(|_| fs::File::open(&path)?.sync_all())
-                .map_err(|e| StoreError::Unavailable(format!("{}: {e}", path.display())))?;
+                .map_err(|e| OpenError::Wal(format!("{}: {e}", path.display())))?;
             Ok(id)
         }
     }
@@ -257,12 +267,12 @@ impl RedisStore {
     pub fn open(
         config: RedisStoreConfig,
         metrics: Arc<SelfMetrics>,
-    ) -> Result<RedisStore, StoreError> {
+    ) -> Result<RedisStore, OpenError> {
         // Flag mistakes (URLs, certificate files) stop the start; an unreachable
         // Redis does not.
-        config.url.check().map_err(StoreError::Unavailable)?;
-        let (wal, replayed) = Wal::open(&config.wal_dir, SEGMENT_BYTES)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        config.url.check().map_err(OpenError::Config)?;
+        let (wal, replayed) =
+            Wal::open(&config.wal_dir, SEGMENT_BYTES).map_err(|e| OpenError::Wal(e.to_string()))?;
         let replica_id = resolve_replica_id(&config.wal_dir, config.replica_id.as_deref())?;
         tracing::info!(
             replica = %replica_id,
@@ -303,7 +313,7 @@ impl RedisStore {
         std::thread::Builder::new()
             .name("wal-writer".into())
             .spawn(move || pending::run_writer(wal, unflushed, writer_shared, rx))
-            .map_err(|e| StoreError::Unavailable(format!("cannot start the log writer: {e}")))?;
+            .map_err(|e| OpenError::Wal(format!("cannot start the log writer: {e}")))?;
         tokio::spawn(flush::run(shared.clone(), tx.clone()));
         Ok(RedisStore { shared, writer: tx })
     }
