@@ -39,19 +39,19 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 pub struct RedisArgs {
     /// Keep sketches in Redis: `redis://host:port[/db]`, `rediss://…`, or a
     /// comma-separated list of Redis Cluster seed nodes. Unset: embedded store.
-    #[arg(long, env = "MODELPLANE_REDIS_URL")]
+    #[arg(long, env = "SIGNAL_AGGREGATOR_REDIS_URL")]
     pub redis_url: Option<String>,
 
     /// This replica's identity in Redis (its flush checkpoints). Defaults to the
     /// one recorded in --wal-dir, or a new random one recorded there.
-    #[arg(long, env = "MODELPLANE_REPLICA_ID")]
+    #[arg(long, env = "SIGNAL_AGGREGATOR_REPLICA_ID")]
     pub replica_id: Option<String>,
 
     /// Directory of the local write-ahead log: exports are acknowledged once
     /// appended here and replayed on start. Must persist across restarts.
     #[arg(
         long,
-        env = "MODELPLANE_WAL_DIR",
+        env = "SIGNAL_AGGREGATOR_WAL_DIR",
         default_value = "/var/lib/signal-aggregator/wal"
     )]
     pub wal_dir: PathBuf,
@@ -67,20 +67,20 @@ pub struct RedisArgs {
 
     /// PEM CA certificate(s) that `rediss://` servers must chain to, instead of
     /// the system roots (a private CA).
-    #[arg(long, env = "MODELPLANE_REDIS_CA_FILE", requires = "redis_url")]
+    #[arg(long, env = "SIGNAL_AGGREGATOR_REDIS_CA_FILE", requires = "redis_url")]
     pub redis_ca_file: Option<PathBuf>,
 
     /// PEM client certificate (chain) presented to `rediss://` servers that
     /// require one (`tls-auth-clients yes`); needs --redis-client-key-file.
     #[arg(
         long,
-        env = "MODELPLANE_REDIS_CLIENT_CERT_FILE",
+        env = "SIGNAL_AGGREGATOR_REDIS_CLIENT_CERT_FILE",
         requires = "redis_url"
     )]
     pub redis_client_cert_file: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --redis-client-cert-file.
-    #[arg(long, env = "MODELPLANE_REDIS_CLIENT_KEY_FILE", requires = "redis_url")]
+    #[arg(long, env = "SIGNAL_AGGREGATOR_REDIS_CLIENT_KEY_FILE", requires = "redis_url")]
     pub redis_client_key_file: Option<PathBuf>,
 }
 
