@@ -125,11 +125,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let activity = status::Activity::new(serve::system_clock());
     let store = status::track_activity(store, &activity);
     let directory = Directory::new();
-    let sink: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
-        Normalizer::new(config.normalize()),
-        store.clone(),
-        metrics.clone(),
-    ));
+    let sink: Arc<dyn ExportSink> = Arc::new(
+        Pipeline::new(
+            Normalizer::new(config.normalize()),
+            store.clone(),
+            metrics.clone(),
+        )
+        .with_loss_observer(Arc::new(activity.clone())),
+    );
     let mut ingest_config = config.ingest();
     let reload = Some(Duration::from_secs(
         config.tokens_reload_interval.as_secs().max(1),

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 
-use crate::normalize::{Normalized, Normalizer};
+use crate::normalize::{ClusterLosses, Normalized, Normalizer};
 use crate::signal::Origin;
 use crate::sketch;
 use crate::store::{SketchStore, StoreError};
@@ -53,6 +53,13 @@ pub trait ExportSink: Send + Sync {
     ) -> Result<ExportOutcome, ExportError>;
 }
 
+/// Told, for every acknowledged request, which clusters' items normalize
+/// rejected or dropped losing data (the cluster status's `droppedEvents`).
+/// Not told about requests refused for a retry: the retry is counted.
+pub trait LossObserver: Send + Sync {
+    fn lost_in_normalize(&self, losses: &ClusterLosses);
+}
+
 /// How long senders are asked to wait when the store refuses writes.
 pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(5);
 
@@ -62,6 +69,7 @@ pub struct Pipeline {
     pub normalizer: Normalizer,
     pub store: Arc<dyn SketchStore>,
     pub metrics: Arc<SelfMetrics>,
+    loss_observer: Option<Arc<dyn LossObserver>>,
 }
 
 impl Pipeline {
@@ -74,7 +82,14 @@ impl Pipeline {
             normalizer,
             store,
             metrics,
+            loss_observer: None,
         }
+    }
+
+    /// Also reports per-cluster losses to `observer`.
+    pub fn with_loss_observer(mut self, observer: Arc<dyn LossObserver>) -> Self {
+        self.loss_observer = Some(observer);
+        self
     }
 
     /// Sketches and stores what normalize kept, then accounts for every item.
@@ -121,6 +136,11 @@ impl Pipeline {
             .rejected(signal, "invalid", normalized.rejected);
         for (reason, n) in &normalized.dropped {
             self.metrics.dropped(signal, reason, *n);
+        }
+        if let Some(observer) = &self.loss_observer
+            && !normalized.lost_by_cluster.is_empty()
+        {
+            observer.lost_in_normalize(&normalized.lost_by_cluster);
         }
         self.metrics.record_flush(started.elapsed().as_secs_f64());
         Ok(outcome)

@@ -49,10 +49,19 @@ impl IdentityError {
     }
 }
 
+/// A resource whose items are refused, and the cluster they would have
+/// belonged to when that part of the identity was valid (so the cluster's
+/// status can count them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refused<'a> {
+    pub error: IdentityError,
+    pub cluster: Option<&'a str>,
+}
+
 pub(crate) fn resource_identity<'a>(
     origin: &'a Origin,
     resource: Option<&'a Resource>,
-) -> Result<ResourceIdentity<'a>, IdentityError> {
+) -> Result<ResourceIdentity<'a>, Refused<'a>> {
     let mut tenant = None;
     let mut namespace = None;
     let mut cluster = None;
@@ -76,25 +85,40 @@ pub(crate) fn resource_identity<'a>(
     let tenant = tenant
         .filter(|t| !t.is_empty())
         .or(namespace.filter(|t| !t.is_empty()))
-        .ok_or(IdentityError::MissingTenant)?;
-    if !valid_tenant(tenant) {
-        return Err(IdentityError::InvalidTenant);
-    }
+        .ok_or(IdentityError::MissingTenant)
+        .and_then(|t| {
+            valid_tenant(t)
+                .then_some(t)
+                .ok_or(IdentityError::InvalidTenant)
+        });
     let cluster = match origin.authenticated_cluster.as_deref() {
-        Some(authenticated) => authenticated,
+        Some(authenticated) => Ok(authenticated),
         None => cluster
             .filter(|c| !c.is_empty())
             .or(k8s_cluster.filter(|c| !c.is_empty()))
-            .ok_or(IdentityError::MissingCluster)?,
-    };
-    if !valid_cluster(cluster) {
-        return Err(IdentityError::InvalidCluster);
+            .ok_or(IdentityError::MissingCluster),
     }
-    Ok(ResourceIdentity {
-        tenant,
-        cluster,
-        model,
-        gpu_name,
-        hash: attribute_set_hash(attributes),
-    })
+    .and_then(|c| {
+        valid_cluster(c)
+            .then_some(c)
+            .ok_or(IdentityError::InvalidCluster)
+    });
+    // The tenant's problem is named first: it is the one to fix first.
+    match (tenant, cluster) {
+        (Ok(tenant), Ok(cluster)) => Ok(ResourceIdentity {
+            tenant,
+            cluster,
+            model,
+            gpu_name,
+            hash: attribute_set_hash(attributes),
+        }),
+        (Err(error), cluster) => Err(Refused {
+            error,
+            cluster: cluster.ok(),
+        }),
+        (Ok(_), Err(error)) => Err(Refused {
+            error,
+            cluster: None,
+        }),
+    }
 }

@@ -13,6 +13,7 @@ use super::bounded::{self, COLDSTART_PHASES, CONTEXT_BUCKETS, KV_TIERS, MESH_FAI
 use super::builder::{BatchBuilder, Pushed, SeriesCtx};
 use super::cumulative::Delta;
 use super::identity::{ResourceIdentity, resource_identity};
+use super::losses::DropReason;
 use super::precedence::Vantage;
 use super::sources::{Present, Route, Source, classify, route};
 use super::tally::Tally;
@@ -131,11 +132,17 @@ pub(crate) fn normalize(
                 .iter()
                 .flat_map(|s| s.metrics.iter())
         };
+        let mark = pass.tally.loss_mark();
         let identity = match resource_identity(origin, resource_metrics.resource.as_ref()) {
             Ok(identity) => identity,
-            Err(error) => {
-                pass.tally
-                    .reject(metrics().map(data_point_count).sum(), error.message());
+            Err(refused) => {
+                pass.tally.reject(
+                    metrics().map(data_point_count).sum(),
+                    refused.error.message(),
+                );
+                if let Some(cluster) = refused.cluster {
+                    pass.tally.attribute_losses(cluster, mark);
+                }
                 continue;
             }
         };
@@ -144,6 +151,7 @@ pub(crate) fn normalize(
         for metric in metrics() {
             pass.metric(&identity, present, metric);
         }
+        pass.tally.attribute_losses(identity.cluster, mark);
     }
     let Pass { builder, tally, .. } = pass;
     tally.finish(builder.finish(), "data points")
@@ -172,7 +180,7 @@ impl Pass<'_> {
         if let Some(Route::Superseded { by, route: inner }) = route {
             if present.has(by) {
                 self.tally.accepted += count;
-                self.tally.drop("superseded_metric_name", count);
+                self.tally.drop(DropReason::SupersededMetricName, count);
                 return;
             }
             route = Some(*inner);
@@ -212,7 +220,7 @@ impl Pass<'_> {
             }
             Some(metric::Data::ExponentialHistogram(_)) | Some(metric::Data::Summary(_)) => {
                 self.tally.accepted += count;
-                self.tally.drop("unsupported_metric_type", count);
+                self.tally.drop(DropReason::UnsupportedMetricType, count);
             }
             None => {}
         }
@@ -332,8 +340,8 @@ impl Pass<'_> {
     fn settle(&mut self, outcome: Delta<()>) {
         self.tally.accepted += 1;
         match outcome {
-            Delta::Duplicate => self.tally.drop("duplicate_point", 1),
-            Delta::StateFull => self.tally.drop("cumulative_state_full", 1),
+            Delta::Duplicate => self.tally.drop(DropReason::DuplicatePoint, 1),
+            Delta::StateFull => self.tally.drop(DropReason::CumulativeStateFull, 1),
             Delta::Primed | Delta::Value(()) => {}
         }
     }
@@ -560,8 +568,10 @@ impl Pass<'_> {
 /// Counts one data point: accepted, and why some of its points were not kept.
 fn finish(pass: &mut Pass<'_>, (series_limited, outranked): (bool, bool)) {
     pass.tally.accepted += 1;
-    pass.tally.drop("series_limit", u64::from(series_limited));
-    pass.tally.drop("outranked_source", u64::from(outranked));
+    pass.tally
+        .drop(DropReason::SeriesLimit, u64::from(series_limited));
+    pass.tally
+        .drop(DropReason::OutrankedSource, u64::from(outranked));
 }
 
 fn vantage(source: Source) -> Vantage {

@@ -11,6 +11,9 @@
 //!   are rejected, never stored. Messages never echo attribute values.
 //! - Cumulative series become deltas (see [`cumulative`]); the first sighting
 //!   of an old series only primes state.
+//! - Items whose data is lost (rejected, or dropped for a reason that
+//!   [loses data](DropReason::loses_data)) are also counted per validated
+//!   cluster ([`Normalized::lost_by_cluster`]) for the clusters' status.
 
 mod attrs;
 mod bounded;
@@ -18,6 +21,7 @@ mod builder;
 mod cardinality;
 mod cumulative;
 mod identity;
+mod losses;
 mod metrics;
 mod precedence;
 mod sources;
@@ -32,6 +36,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::signal::{Origin, SignalBatch};
 
 pub use bounded::{MAX_CLUSTER_LEN, MAX_MODEL_LEN, MAX_TENANT_LEN};
+pub use losses::{ClusterLosses, DropReason, MAX_CLUSTERS_PER_REQUEST};
 
 /// The model of series that are not about one model (GPU capacity, pool-wide
 /// router gauges, prefix hashes without a model attribute).
@@ -82,7 +87,7 @@ pub struct Normalized {
     /// Why the first refused items were refused (for the partial-success message).
     pub rejected_message: String,
     /// Valid items (counted in `accepted`) whose points were not all kept, by
-    /// reason: `series_limit` (tenant over its series budget),
+    /// [`DropReason::label`]: `series_limit` (tenant over its series budget),
     /// `duplicate_point` (a cumulative point not newer than the last),
     /// `cumulative_state_full`, `outranked_source` (a RequestLifecycle field
     /// owned by a higher-ranked vantage, e.g. gateway spans while the engine's
@@ -90,6 +95,10 @@ pub struct Normalized {
     /// emitted next to its replacement), `unsupported_metric_type`
     /// (exponential histograms, summaries).
     pub dropped: Vec<(&'static str, u64)>,
+    /// Rejected items, and dropped ones whose data is lost, per cluster:
+    /// only where the cluster is known (authenticated, or a valid cluster
+    /// attribute), for at most [`MAX_CLUSTERS_PER_REQUEST`] clusters.
+    pub lost_by_cluster: ClusterLosses,
 }
 
 pub struct Normalizer {

@@ -12,6 +12,7 @@ use super::attrs::{as_f64, as_str, value_of};
 use super::bounded;
 use super::builder::{BatchBuilder, Pushed, SeriesCtx};
 use super::identity::{ResourceIdentity, resource_identity};
+use super::losses::DropReason;
 use super::precedence::Vantage;
 use super::tally::Tally;
 use super::{NO_MODEL, Normalized, Normalizer};
@@ -108,10 +109,14 @@ pub(crate) fn normalize(
                 .iter()
                 .flat_map(|s| s.spans.iter())
         };
+        let mark = tally.loss_mark();
         let identity = match resource_identity(origin, resource_spans.resource.as_ref()) {
             Ok(identity) => identity,
-            Err(error) => {
-                tally.reject(spans().count() as u64, error.message());
+            Err(refused) => {
+                tally.reject(spans().count() as u64, refused.error.message());
+                if let Some(cluster) = refused.cluster {
+                    tally.attribute_losses(cluster, mark);
+                }
                 continue;
             }
         };
@@ -119,12 +124,13 @@ pub(crate) fn normalize(
             match span_points(&identity, span, &mut builder, &mut hashes, now_nanos) {
                 Ok((series_limited, outranked)) => {
                     tally.accepted += 1;
-                    tally.drop("series_limit", u64::from(series_limited));
-                    tally.drop("outranked_source", u64::from(outranked));
+                    tally.drop(DropReason::SeriesLimit, u64::from(series_limited));
+                    tally.drop(DropReason::OutrankedSource, u64::from(outranked));
                 }
                 Err(why) => tally.reject(1, why),
             }
         }
+        tally.attribute_losses(identity.cluster, mark);
     }
     tally.finish(builder.finish(), "spans")
 }

@@ -3,6 +3,7 @@
 //! keys, never values: a refused value could be anything, including text.
 
 use super::Normalized;
+use super::losses::{ClusterLosses, DropReason};
 use crate::signal::SignalBatch;
 
 const MAX_MESSAGES: usize = 4;
@@ -13,7 +14,14 @@ pub(crate) struct Tally {
     rejected: u64,
     reasons: Vec<(&'static str, u64)>,
     dropped: Vec<(&'static str, u64)>,
+    /// Items rejected or dropped losing data, so far.
+    lost: u64,
+    lost_by_cluster: ClusterLosses,
 }
+
+/// How many items had been lost when a resource's items started.
+#[derive(Clone, Copy)]
+pub(crate) struct LossMark(u64);
 
 impl Tally {
     pub(crate) fn reject(&mut self, n: u64, why: &'static str) {
@@ -21,6 +29,7 @@ impl Tally {
             return;
         }
         self.rejected += n;
+        self.lost += n;
         if let Some((_, count)) = self.reasons.iter_mut().find(|(w, _)| *w == why) {
             *count += n;
         } else if self.reasons.len() < MAX_MESSAGES {
@@ -28,14 +37,28 @@ impl Tally {
         }
     }
 
-    pub(crate) fn drop(&mut self, reason: &'static str, n: u64) {
+    pub(crate) fn drop(&mut self, reason: DropReason, n: u64) {
         if n == 0 {
             return;
         }
-        match self.dropped.iter_mut().find(|(r, _)| *r == reason) {
-            Some((_, count)) => *count += n,
-            None => self.dropped.push((reason, n)),
+        if reason.loses_data() {
+            self.lost += n;
         }
+        let label = reason.label();
+        match self.dropped.iter_mut().find(|(r, _)| *r == label) {
+            Some((_, count)) => *count += n,
+            None => self.dropped.push((label, n)),
+        }
+    }
+
+    /// Taken before a resource's items are counted.
+    pub(crate) fn loss_mark(&self) -> LossMark {
+        LossMark(self.lost)
+    }
+
+    /// Attributes the items lost since `mark` to `cluster`, a validated name.
+    pub(crate) fn attribute_losses(&mut self, cluster: &str, mark: LossMark) {
+        self.lost_by_cluster.add(cluster, self.lost - mark.0);
     }
 
     pub(crate) fn finish(self, batch: SignalBatch, items: &str) -> Normalized {
@@ -59,6 +82,7 @@ impl Tally {
             rejected: self.rejected,
             rejected_message,
             dropped: self.dropped,
+            lost_by_cluster: self.lost_by_cluster,
         }
     }
 }

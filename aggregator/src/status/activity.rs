@@ -1,6 +1,8 @@
 //! Per-cluster activity the status writer reports (last flush, newest
 //! datapoint per kind, dropped items), observed at the one place every
-//! stored sketch passes: a [`SketchStore`] decorator in front of the real store.
+//! stored sketch passes: a [`SketchStore`] decorator in front of the real
+//! store. What normalize refused or dropped never reaches the store; the
+//! pipeline reports it as the [`LossObserver`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -8,6 +10,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use crate::normalize::ClusterLosses;
+use crate::pipeline::LossObserver;
 use crate::serve::Clock;
 use crate::signal::SignalKind;
 use crate::sketch::WindowedSketch;
@@ -21,8 +25,11 @@ pub const MAX_TRACKED_CLUSTERS: usize = 4_096;
 pub struct ClusterActivity {
     /// Unix seconds the store last acknowledged data from this cluster.
     pub last_flush: Option<u64>,
-    /// Items of this cluster dropped after ingest (invalid for their sketch,
-    /// or lost to a merge conflict), since this process started.
+    /// Items of this cluster refused or dropped since this process started:
+    /// rejected by normalize, dropped by normalize losing data (series
+    /// budget, cumulative state full, unsupported metric type), invalid for
+    /// their sketch, or lost to a merge conflict. Deduplication (a retried
+    /// point, a lower vantage, a superseded name) is not a loss.
     pub dropped: u64,
     /// Newest datapoint per kind, to the minute (the end of its window,
     /// never later than the flush that stored it).
@@ -82,6 +89,15 @@ impl Activity {
             Self::with_cluster(&mut clusters, &s.cluster, |a| {
                 a.dropped += 1 + s.rejected_points
             });
+        }
+    }
+}
+
+impl LossObserver for Activity {
+    fn lost_in_normalize(&self, losses: &ClusterLosses) {
+        let mut clusters = self.clusters.lock();
+        for (cluster, items) in losses.iter() {
+            Self::with_cluster(&mut clusters, cluster, |a| a.dropped += items);
         }
     }
 }
