@@ -1,0 +1,231 @@
+//! Per-cluster attribution of what normalize refuses or drops
+//! (`Normalized::lost_by_cluster`, the source of the clusters'
+//! `status.signals.droppedEvents`): which items count, for which cluster,
+//! and that deduplication by design never counts.
+
+mod losses_support;
+mod normalize_common;
+
+use losses_support::*;
+use normalize_common::*;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use signal_aggregator::normalize::{
+    MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer,
+};
+use signal_aggregator::signal::Origin;
+
+fn with_budget(max_series_per_tenant: usize) -> Normalizer {
+    Normalizer::new(NormalizeConfig {
+        max_series_per_tenant,
+        ..Default::default()
+    })
+}
+
+fn lost(out: &Normalized) -> Vec<(String, u64)> {
+    out.lost_by_cluster
+        .iter()
+        .map(|(cluster, n)| (cluster.to_string(), n))
+        .collect()
+}
+
+fn authenticated(cluster: &str) -> Origin {
+    Origin {
+        authenticated_cluster: Some(cluster.into()),
+    }
+}
+
+/// Several resources in one metrics request.
+fn resources(parts: Vec<ExportMetricsServiceRequest>) -> ExportMetricsServiceRequest {
+    ExportMetricsServiceRequest {
+        resource_metrics: parts.into_iter().flat_map(|p| p.resource_metrics).collect(),
+    }
+}
+
+#[test]
+fn series_over_the_budget_count_against_their_cluster() {
+    let normalizer = with_budget(3);
+    // Five models from c1 against a budget of three: two data points lost.
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &queue_depth_per_model(resource("team-a", "c1"), 0..5, T0),
+    );
+    assert_eq!((out.accepted, out.rejected), (5, 0));
+    assert_eq!(out.dropped, vec![("series_limit", 2)]);
+    assert_eq!(lost(&out), vec![("c1".into(), 2)]);
+
+    // The same full budget seen from c2 (same tenant) in one request with a
+    // known series of c1: only c2's new series are lost, and they are c2's.
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &resources(vec![
+            queue_depth_per_model(resource("team-a", "c2"), 0..4, T1),
+            queue_depth_per_model(resource("team-a", "c1"), 0..1, T1),
+        ]),
+    );
+    assert_eq!(out.dropped, vec![("series_limit", 4)]);
+    assert_eq!(lost(&out), vec![("c2".into(), 4)]);
+
+    // Spans too: one per span over the budget.
+    let spans = (5..8)
+        .map(|m| {
+            span(
+                "chat",
+                vec![s("gen_ai.request.model", &format!("model-{m}"))],
+                T0,
+                T1,
+            )
+        })
+        .collect();
+    let out = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("team-a", "c3"), spans),
+    );
+    assert_eq!(out.dropped, vec![("series_limit", 3)]);
+    assert_eq!(lost(&out), vec![("c3".into(), 3)]);
+}
+
+#[test]
+fn malformed_spans_count_against_the_known_cluster() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let mut spans = malformed_spans(T0, T1);
+    spans.push(request_span(T0, T1));
+    let out = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("team-a", "c1"), spans.clone()),
+    );
+    assert_eq!((out.accepted, out.rejected), (1, 3));
+    assert_eq!(lost(&out), vec![("c1".into(), 3)]);
+
+    // Authenticated ingest: the token's cluster, never the claimed one.
+    let out = normalizer.traces(
+        &authenticated("eu-west"),
+        &traces_request(resource("team-a", "us-east"), spans),
+    );
+    assert_eq!(out.rejected, 3);
+    assert_eq!(lost(&out), vec![("eu-west".into(), 3)]);
+}
+
+#[test]
+fn refused_identities_count_only_where_the_cluster_is_known() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let three_spans = || vec![request_span(T0, T1); 3];
+    let traces = |origin: &Origin, attributes| {
+        normalizer.traces(origin, &traces_request(attributes, three_spans()))
+    };
+    // No tenant, valid cluster attribute: the cluster's items were refused.
+    let out = traces(&Origin::default(), vec![s("modelplane.cluster", "c1")]);
+    assert_eq!(out.rejected, 3);
+    assert_eq!(lost(&out), vec![("c1".into(), 3)]);
+    // An invalid tenant under an authenticated cluster.
+    let out = traces(
+        &authenticated("eu-west"),
+        vec![s("modelplane.tenant", "Team A")],
+    );
+    assert_eq!(out.rejected, 3);
+    assert_eq!(lost(&out), vec![("eu-west".into(), 3)]);
+    // No valid cluster: refused, but nobody's to count; the invalid name
+    // never leaves normalize.
+    for attributes in [
+        vec![s("modelplane.tenant", "team-a")],
+        vec![
+            s("modelplane.tenant", "team-a"),
+            s("modelplane.cluster", "eu west; DROP TABLE"),
+        ],
+        vec![s("k8s.cluster.name", &"c".repeat(200))],
+    ] {
+        let out = traces(&Origin::default(), attributes);
+        assert_eq!(out.rejected, 3);
+        assert!(out.lost_by_cluster.is_empty(), "{:?}", lost(&out));
+    }
+}
+
+#[test]
+fn unsupported_types_and_malformed_points_are_lost() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let mut metrics = unsupported_types(3, 2, T0);
+    metrics.extend(malformed_points(T0));
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &metrics_request(resource("team-a", "c1"), metrics),
+    );
+    assert_eq!((out.accepted, out.rejected), (5, 2));
+    assert_eq!(out.dropped, vec![("unsupported_metric_type", 5)]);
+    assert_eq!(lost(&out), vec![("c1".into(), 7)]);
+}
+
+#[test]
+fn a_full_cumulative_state_loses_the_points_it_cannot_convert() {
+    // The smallest state: one series per shard.
+    let normalizer = Normalizer::new(NormalizeConfig {
+        max_cumulative_series: 1,
+        ..Default::default()
+    });
+    let series = 200;
+    let points = (0..series)
+        .map(|m| number(vec![s("model_name", &format!("m{m}"))], OLD_START, T0, 1.0))
+        .collect();
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &metrics_request(
+            resource("team-a", "c1"),
+            vec![counter("vllm:prompt_tokens_total", points)],
+        ),
+    );
+    // Every series that found room primed; the rest were lost.
+    let full = series - normalizer.cumulative_series() as u64;
+    assert!(full >= series - 64, "{full}");
+    assert_eq!(out.dropped, vec![("cumulative_state_full", full)]);
+    assert_eq!(lost(&out), vec![("c1".into(), full)]);
+}
+
+#[test]
+fn deduplication_is_not_a_loss() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let origin = Origin::default();
+    let retried = retried_counter(resource("team-a", "c1"), T0);
+    assert!(normalizer.metrics(&origin, &retried).dropped.is_empty());
+    let again = normalizer.metrics(&origin, &retried);
+    let superseded =
+        normalizer.metrics(&origin, &superseded_name(resource("team-a", "c1"), T0, T1));
+    let [engine, router] = engine_then_router(resource("team-a", "c1"), T0, T1);
+    assert!(normalizer.metrics(&origin, &engine).dropped.is_empty());
+    let outranked = normalizer.metrics(&origin, &router);
+    for (out, reason) in [
+        (&again, "duplicate_point"),
+        (&superseded, "superseded_metric_name"),
+        (&outranked, "outranked_source"),
+    ] {
+        assert_eq!(out.dropped, vec![(reason, 1)]);
+        assert!(out.lost_by_cluster.is_empty(), "{reason}: {:?}", lost(out));
+    }
+}
+
+#[test]
+fn one_request_attributes_at_most_the_cluster_cap() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let clusters = MAX_CLUSTERS_PER_REQUEST + 8;
+    // One tenant-less resource per cluster, two data points each.
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: (0..clusters)
+            .map(|c| ResourceMetrics {
+                resource: Some(Resource {
+                    attributes: vec![s("modelplane.cluster", &format!("c{c}"))],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: malformed_points(T0),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let out = normalizer.metrics(&Origin::default(), &request);
+    assert_eq!(out.rejected, 2 * clusters as u64);
+    let expected: Vec<(String, u64)> = (0..MAX_CLUSTERS_PER_REQUEST)
+        .map(|c| (format!("c{c}"), 2))
+        .collect();
+    assert_eq!(lost(&out), expected);
+}
