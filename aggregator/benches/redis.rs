@@ -30,7 +30,9 @@ use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::signal::{Field, FieldKey, Origin, Point, SeriesKey, SignalKind, Value};
 use signal_aggregator::sketch::{Resolution, SeriesSketch, Window, WindowedSketch};
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
-use signal_aggregator::store::redis::{RedisStore, RedisStoreConfig, merge_value, window_key};
+use signal_aggregator::store::redis::{
+    RedisStore, RedisStoreConfig, merge_value, split_frames, window_key,
+};
 use signal_aggregator::store::{SketchStore, StoreQuery};
 use signal_aggregator::synthetic::{FleetShape, SpanGenerator, SplitMix64};
 use signal_aggregator::telemetry::SelfMetrics;
@@ -274,7 +276,93 @@ fn query(c: &mut Criterion, redis: &RedisNode, tmp: &std::path::Path) {
     group.bench_function("30d_request_lifecycle_20_series", |b| {
         b.iter(|| rt.block_on(store.query(&month)).unwrap())
     });
+    query_parts(&mut group, &rt, redis, &series, &five_minutes);
     group.finish();
+}
+
+/// The 5-minute query taken apart, measured in the same run: the MGETs alone
+/// (bytes only) and decode + merge alone on one core.
+fn query_parts(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    redis: &RedisNode,
+    series: &[SeriesKey],
+    five_minutes: &StoreQuery,
+) {
+    let first = five_minutes.from_unix_secs - five_minutes.from_unix_secs % 60;
+    let minutes: Vec<u64> = (first..five_minutes.to_unix_secs).step_by(60).collect();
+    let window_keys: Vec<String> = series
+        .iter()
+        .flat_map(|s| {
+            minutes
+                .iter()
+                .map(move |m| window_key(s, Resolution::Minute, *m))
+        })
+        .collect();
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = rt
+        .block_on(client.get_multiplexed_async_connection())
+        .unwrap();
+    let per_chunk = (2_048 / minutes.len()) * minutes.len();
+    let fetch = |conn: &mut redis::aio::MultiplexedConnection| {
+        rt.block_on(async {
+            let mut all: Vec<Option<Vec<u8>>> = Vec::with_capacity(window_keys.len());
+            for chunk in window_keys.chunks(per_chunk) {
+                let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(chunk)
+                    .query_async(conn)
+                    .await
+                    .unwrap();
+                all.extend(values);
+            }
+            all
+        })
+    };
+    let values = fetch(&mut conn);
+    let bytes: usize = values.iter().flatten().map(Vec::len).sum();
+    let present = values.iter().flatten().count();
+    println!(
+        "5m query reads {} keys ({present} present), {bytes} value bytes ({} B per value)",
+        values.len(),
+        bytes / present.max(1)
+    );
+    redis.cli(&["CONFIG", "RESETSTAT"]);
+    group.bench_function("5m_parts/mget_bytes_only", |b| b.iter(|| fetch(&mut conn)));
+    let stats = redis.cli(&["INFO", "commandstats"]);
+    let server_micros = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_mget:"))
+        .and_then(|l| {
+            l.split(',')
+                .find_map(|kv| kv.strip_prefix("usec_per_call="))
+        })
+        .unwrap_or("(not measured)");
+    println!("5m query: redis-server spends {server_micros} µs per MGET of {per_chunk} keys");
+    let merge_all = |merge_frame: fn(&mut SeriesSketch, &[u8])| {
+        values
+            .chunks(minutes.len())
+            .map(|windows| {
+                let mut merged = SeriesSketch::default();
+                for value in windows.iter().flatten() {
+                    for frame in split_frames(value).unwrap() {
+                        merge_frame(&mut merged, frame);
+                    }
+                }
+                merged
+            })
+            .collect::<Vec<_>>()
+    };
+    let decode_then_merge: fn(&mut SeriesSketch, &[u8]) =
+        |acc, frame| acc.merge(&SeriesSketch::decode(frame).unwrap()).unwrap();
+    let merge_encoded: fn(&mut SeriesSketch, &[u8]) =
+        |acc, frame| acc.merge_encoded(frame).unwrap();
+    assert_eq!(merge_all(decode_then_merge), merge_all(merge_encoded));
+    group.bench_function("5m_parts/decode_then_merge_one_core", |b| {
+        b.iter(|| merge_all(decode_then_merge))
+    });
+    group.bench_function("5m_parts/merge_encoded_one_core", |b| {
+        b.iter(|| merge_all(merge_encoded))
+    });
 }
 
 /// Redis bytes per hour key and per minute key of a realistic series, from

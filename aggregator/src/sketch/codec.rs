@@ -79,7 +79,21 @@ impl<'a> Reader<'a> {
         Ok(byte)
     }
 
+    /// Inlined for the one-byte case: most values (bucket counts, lengths)
+    /// fit one byte, and bucket counts are most of a sketch's bytes.
+    #[inline]
     pub(crate) fn varint(&mut self) -> Result<u64, SketchError> {
+        if let Some(&byte) = self.input.get(self.pos)
+            && byte < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(byte));
+        }
+        self.long_varint()
+    }
+
+    #[inline(never)]
+    fn long_varint(&mut self) -> Result<u64, SketchError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = self.u8()?;

@@ -20,6 +20,8 @@ mod codec;
 pub mod frequency;
 pub mod histogram;
 pub mod hll;
+#[cfg(test)]
+mod merge_encoded_tests;
 pub mod prefix;
 pub mod quantile;
 pub mod scalar;
@@ -279,7 +281,29 @@ impl FieldSketch {
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<FieldSketch, SketchError> {
-        Ok(match r.u8()? {
+        let tag = r.u8()?;
+        Self::decode_tagged(tag, r)
+    }
+
+    /// Merges an encoded field sketch of the same type into this one without
+    /// building it (quantile buckets are added as they are read). One of
+    /// another type is returned decoded, for [`SeriesSketch`]'s conflict rule.
+    fn merge_encoded(&mut self, r: &mut Reader<'_>) -> Result<Option<FieldSketch>, SketchError> {
+        match (self, r.u8()?) {
+            (FieldSketch::Distribution(d), 1) => {
+                d.samples.merge_encoded(r)?;
+                d.buckets.merge(&HistogramSketch::decode(r)?);
+            }
+            (FieldSketch::Counter(c), 2) => c.merge(&CounterSketch::decode(r)?),
+            (FieldSketch::Gauge(g), 3) => g.merge(&GaugeSketch::decode(r)?),
+            (FieldSketch::Prefix(p), 4) => p.merge(&PrefixSketch::decode(r)?),
+            (_, tag) => return Self::decode_tagged(tag, r).map(Some),
+        }
+        Ok(None)
+    }
+
+    fn decode_tagged(tag: u8, r: &mut Reader<'_>) -> Result<FieldSketch, SketchError> {
+        Ok(match tag {
             1 => FieldSketch::Distribution(Box::new(DistributionSketch {
                 samples: QuantileSketch::decode(r)?,
                 buckets: HistogramSketch::decode(r)?,
@@ -353,21 +377,56 @@ impl SeriesSketch {
                     self.fields.insert(at, (key.clone(), theirs.clone()));
                 }
                 Ok(at) => {
-                    let mine = &mut self.fields[at].1;
-                    if !mine.merge(theirs) {
-                        if theirs.tag() < mine.tag() {
-                            self.rejected_points =
-                                self.rejected_points.saturating_add(mine.observations());
-                            *mine = theirs.clone();
-                        } else {
-                            self.rejected_points =
-                                self.rejected_points.saturating_add(theirs.observations());
-                        }
+                    if !self.fields[at].1.merge(theirs) {
+                        self.resolve_type_conflict(at, theirs);
                     }
                 }
             }
         }
         Ok(())
+    }
+
+    /// The field at `at` and `theirs` hold different sketch types: keep the
+    /// lower tag (so merge stays commutative), count the other as rejected.
+    fn resolve_type_conflict(&mut self, at: usize, theirs: &FieldSketch) {
+        let mine = &mut self.fields[at].1;
+        let dropped = if theirs.tag() < mine.tag() {
+            std::mem::replace(mine, theirs.clone()).observations()
+        } else {
+            theirs.observations()
+        };
+        self.rejected_points = self.rejected_points.saturating_add(dropped);
+    }
+
+    /// `self.merge(&SeriesSketch::decode(bytes)?)` without building the
+    /// decoded sketch for fields `self` already holds: their quantile buckets
+    /// are added as they are read (queries merge thousands of frames). Same
+    /// result, same validation; on error `self` is partly merged and must be
+    /// discarded.
+    pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<(), SketchError> {
+        let mut r = Reader::new(bytes);
+        let (rejected_points, count) = decode_header(&mut r)?;
+        self.rejected_points = self.rejected_points.saturating_add(rejected_points);
+        let mut previous: Option<FieldKey> = None;
+        for _ in 0..count {
+            let key = decode_field_key(&mut r)?;
+            if previous.as_ref().is_some_and(|p| *p >= key) {
+                return Err(corrupt("fields not in strictly ascending order"));
+            }
+            match self.slot(&key) {
+                Ok(at) => {
+                    if let Some(theirs) = self.fields[at].1.merge_encoded(&mut r)? {
+                        self.resolve_type_conflict(at, &theirs);
+                    }
+                }
+                Err(at) => {
+                    let theirs = FieldSketch::decode(&mut r)?;
+                    self.fields.insert(at, (key.clone(), theirs));
+                }
+            }
+            previous = Some(key);
+        }
+        r.finish()
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -389,25 +448,10 @@ impl SeriesSketch {
 
     pub fn decode(bytes: &[u8]) -> Result<SeriesSketch, SketchError> {
         let mut r = Reader::new(bytes);
-        let version = r.u8().map_err(|_| corrupt("empty input"))?;
-        if version != ENCODING_VERSION {
-            return Err(SketchError::UnsupportedVersion(version));
-        }
-        let rejected_points = r.varint()?;
-        let count = r.len(3)?;
+        let (rejected_points, count) = decode_header(&mut r)?;
         let mut fields: Vec<(FieldKey, FieldSketch)> = Vec::with_capacity(count);
         for _ in 0..count {
-            let field = decode_field(r.str()?)?;
-            let dims_len = r.len(2)?;
-            let mut dims = BTreeMap::new();
-            for _ in 0..dims_len {
-                let name = r.str()?.to_string();
-                let value = r.str()?.to_string();
-                if dims.insert(name, value).is_some() {
-                    return Err(corrupt("duplicate dimension"));
-                }
-            }
-            let key = FieldKey { field, dims };
+            let key = decode_field_key(&mut r)?;
             if fields.last().is_some_and(|(previous, _)| *previous >= key) {
                 return Err(corrupt("fields not in strictly ascending order"));
             }
@@ -508,6 +552,31 @@ fn dims_heap_bytes(key: &FieldKey) -> usize {
             .iter()
             .map(|(k, v)| k.capacity() + v.capacity())
             .sum::<usize>()
+}
+
+/// Version check, rejected points and field count of an encoded series.
+fn decode_header(r: &mut Reader<'_>) -> Result<(u64, usize), SketchError> {
+    let version = r.u8().map_err(|_| corrupt("empty input"))?;
+    if version != ENCODING_VERSION {
+        return Err(SketchError::UnsupportedVersion(version));
+    }
+    let rejected_points = r.varint()?;
+    let count = r.len(3)?;
+    Ok((rejected_points, count))
+}
+
+fn decode_field_key(r: &mut Reader<'_>) -> Result<FieldKey, SketchError> {
+    let field = decode_field(r.str()?)?;
+    let dims_len = r.len(2)?;
+    let mut dims = BTreeMap::new();
+    for _ in 0..dims_len {
+        let name = r.str()?.to_string();
+        let value = r.str()?.to_string();
+        if dims.insert(name, value).is_some() {
+            return Err(corrupt("duplicate dimension"));
+        }
+    }
+    Ok(FieldKey { field, dims })
 }
 
 fn decode_field(name: &str) -> Result<Field, SketchError> {

@@ -114,16 +114,7 @@ impl<T: Count> BucketStore<T> {
             return;
         }
         // Grow once to the union range, then add slot by slot.
-        let low = self.offset.min(other.offset);
-        let high =
-            (self.offset + self.counts.len() as i32).max(other.offset + other.counts.len() as i32);
-        if low < self.offset || high > self.offset + self.counts.len() as i32 {
-            let mut grown = vec![T::default(); (high - low) as usize];
-            let start = (self.offset - low) as usize;
-            grown[start..start + self.counts.len()].copy_from_slice(&self.counts);
-            self.counts = grown;
-            self.offset = low;
-        }
+        self.cover(other.offset, other.counts.len());
         let start = (other.offset - self.offset) as usize;
         for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
             *slot = slot.plus((*count).into());
@@ -147,7 +138,8 @@ impl<T: Count> BucketStore<T> {
         }
     }
 
-    fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
+    /// The `(offset, len)` header of an encoded store, validated.
+    fn decode_range(r: &mut Reader<'_>) -> Result<(i32, usize), SketchError> {
         let offset = r.zigzag()?;
         let len = r.len(1)?;
         if len > MAX_BUCKETS {
@@ -158,7 +150,54 @@ impl<T: Count> BucketStore<T> {
         if offset < i64::from(MIN_INDEX) || offset + len as i64 > i64::from(MAX_INDEX) + 1 {
             return Err(corrupt(format!("bucket range {offset}+{len} out of range")));
         }
-        let offset = offset as i32;
+        Ok((offset as i32, len))
+    }
+
+    /// Grows the store (once) so it covers `offset..offset+len`.
+    fn cover(&mut self, offset: i32, len: usize) {
+        if self.is_empty() {
+            self.offset = offset;
+            self.counts = vec![T::default(); len];
+            return;
+        }
+        let low = self.offset.min(offset);
+        let high = (self.offset + self.counts.len() as i32).max(offset + len as i32);
+        if low < self.offset || high > self.offset + self.counts.len() as i32 {
+            let mut grown = vec![T::default(); (high - low) as usize];
+            let start = (self.offset - low) as usize;
+            grown[start..start + self.counts.len()].copy_from_slice(&self.counts);
+            self.counts = grown;
+            self.offset = low;
+        }
+    }
+
+    /// Adds an encoded store's counts into this one, exactly as decoding it
+    /// (at the width `max_count` implies) and merging would; returns the sum
+    /// of the counts read. On error `self` is partly merged.
+    fn merge_encoded(&mut self, r: &mut Reader<'_>, max_count: u64) -> Result<u64, SketchError> {
+        let (offset, len) = Self::decode_range(r)?;
+        if len == 0 {
+            return Ok(0);
+        }
+        self.cover(offset, len);
+        let start = (offset - self.offset) as usize;
+        let mut total = 0u64;
+        for slot in &mut self.counts[start..start + len] {
+            let count = r.varint()?;
+            if count > max_count {
+                return Err(corrupt("bucket count exceeds the sketch's sample count"));
+            }
+            total = total
+                .checked_add(count)
+                .ok_or_else(|| corrupt("quantile bucket counts overflow"))?;
+            *slot = slot.plus(count);
+        }
+        self.collapse_low();
+        Ok(total)
+    }
+
+    fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
+        let (offset, len) = Self::decode_range(r)?;
         let mut counts = Vec::with_capacity(len);
         for _ in 0..len {
             let count = r.varint()?;
@@ -315,12 +354,70 @@ impl Stores {
         }
     }
 
+    /// Both encoded stores of a sketch of `count` samples added into these;
+    /// returns the sum of their counts.
+    fn merge_encoded(&mut self, r: &mut Reader<'_>, count: u64) -> Result<u64, SketchError> {
+        // A sketch of up to u32::MAX samples is decoded narrow, which
+        // refuses larger bucket counts.
+        let max_count = if count <= u64::from(u32::MAX) {
+            u64::from(u32::MAX)
+        } else {
+            u64::MAX
+        };
+        let (positive, negative) = match self {
+            Stores::Narrow(p, n) => (
+                p.merge_encoded(r, max_count)?,
+                n.merge_encoded(r, max_count)?,
+            ),
+            Stores::Wide(p, n) => (
+                p.merge_encoded(r, max_count)?,
+                n.merge_encoded(r, max_count)?,
+            ),
+        };
+        positive
+            .checked_add(negative)
+            .ok_or_else(|| corrupt("quantile bucket counts overflow"))
+    }
+
     fn decode(r: &mut Reader<'_>, count: u64) -> Result<Self, SketchError> {
         Ok(if count <= u64::from(u32::MAX) {
             Stores::Narrow(BucketStore::decode(r)?, BucketStore::decode(r)?)
         } else {
             Stores::Wide(BucketStore::decode(r)?, BucketStore::decode(r)?)
         })
+    }
+}
+
+/// The scalar part of an encoded [`QuantileSketch`], before its stores.
+struct Head {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
+    zero_count: u64,
+}
+
+impl Head {
+    /// Validated; `None` for an empty sketch (which encodes nothing more).
+    fn decode(r: &mut Reader<'_>) -> Result<Option<Head>, SketchError> {
+        let count = r.varint()?;
+        if count == 0 {
+            return Ok(None);
+        }
+        let sum = r.f64()?;
+        let min = r.finite_f64("quantile min")?;
+        let max = r.finite_f64("quantile max")?;
+        if min > max {
+            return Err(corrupt("quantile min exceeds max"));
+        }
+        let zero_count = r.varint()?;
+        Ok(Some(Head {
+            count,
+            sum,
+            min,
+            max,
+            zero_count,
+        }))
     }
 }
 
@@ -452,18 +549,48 @@ impl QuantileSketch {
         self.stores.encode(w);
     }
 
+    /// `self.merge(&QuantileSketch::decode(r)?)` without building the decoded
+    /// sketch: its bucket counts are added straight into `self`'s stores. On
+    /// error `self` is partly merged and must be discarded.
+    pub(crate) fn merge_encoded(&mut self, r: &mut Reader<'_>) -> Result<(), SketchError> {
+        let Some(Head {
+            count,
+            sum,
+            min,
+            max,
+            zero_count,
+        }) = Head::decode(r)?
+        else {
+            return Ok(());
+        };
+        if self.count.saturating_add(count) > u64::from(u32::MAX) {
+            self.stores.widen();
+        }
+        let total = self.stores.merge_encoded(r, count)?.checked_add(zero_count);
+        if total != Some(count) {
+            return Err(corrupt(
+                "quantile bucket counts do not add up to the sample count",
+            ));
+        }
+        self.count = self.count.saturating_add(count);
+        self.sum += sum;
+        self.min = self.min.min(min);
+        self.max = self.max.max(max);
+        self.zero_count = self.zero_count.saturating_add(zero_count);
+        Ok(())
+    }
+
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
-        let count = r.varint()?;
-        if count == 0 {
+        let Some(Head {
+            count,
+            sum,
+            min,
+            max,
+            zero_count,
+        }) = Head::decode(r)?
+        else {
             return Ok(QuantileSketch::default());
-        }
-        let sum = r.f64()?;
-        let min = r.finite_f64("quantile min")?;
-        let max = r.finite_f64("quantile max")?;
-        if min > max {
-            return Err(corrupt("quantile min exceeds max"));
-        }
-        let zero_count = r.varint()?;
+        };
         let stores = Stores::decode(r, count)?;
         let total = stores.total().and_then(|t| t.checked_add(zero_count));
         if total != Some(count) {

@@ -69,17 +69,23 @@ pub fn frames(value: &[u8]) -> Result<Vec<&[u8]>, StoreError> {
 
 /// Every frame of a value merged into one sketch.
 pub fn merge_value(value: &[u8]) -> Result<SeriesSketch, StoreError> {
-    let mut merged: Option<SeriesSketch> = None;
-    for body in frames(value)? {
-        let sketch = SeriesSketch::decode(body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        match &mut merged {
-            None => merged = Some(sketch),
-            Some(acc) => acc
-                .merge(&sketch)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-        }
+    let mut merged = SeriesSketch::default();
+    merge_value_into(&mut merged, value)?;
+    Ok(merged)
+}
+
+/// Every frame of a value merged into `into`, each straight from its bytes
+/// ([`SeriesSketch::merge_encoded`]). On error `into` is partly merged.
+pub fn merge_value_into(into: &mut SeriesSketch, value: &[u8]) -> Result<(), StoreError> {
+    let frames = frames(value)?;
+    if frames.is_empty() {
+        return Err(StoreError::Corrupt("window value without frames".into()));
     }
-    merged.ok_or_else(|| StoreError::Corrupt("window value without frames".into()))
+    for body in frames {
+        into.merge_encoded(body)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    }
+    Ok(())
 }
 
 /// Appends `frame` to a window key, creating it when missing; refreshes its

@@ -123,18 +123,14 @@ fn merge_series(
 ) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError> {
     let mut out = Vec::with_capacity(series.len());
     for (key, values) in series.into_iter().zip(values.chunks(windows)) {
-        let mut merged: Option<SeriesSketch> = None;
+        let mut merged = SeriesSketch::default();
+        let mut found = false;
         for value in values.iter().flatten() {
-            let sketch = frames::merge_value(value)?;
-            match &mut merged {
-                None => merged = Some(sketch),
-                Some(acc) => acc
-                    .merge(&sketch)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            }
+            frames::merge_value_into(&mut merged, value)?;
+            found = true;
         }
-        if let Some(sketch) = merged {
-            out.push((key, sketch));
+        if found {
+            out.push((key, merged));
         }
     }
     Ok(out)
