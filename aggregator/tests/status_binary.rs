@@ -152,6 +152,20 @@ async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    // One span normalize refuses (an unknown modelplane.signal) counts in
+    // the cluster's droppedEvents.
+    let mut refused = spans(1, 0.5);
+    refused.resource_spans[0].scope_spans[0].spans[0]
+        .attributes
+        .push(text("modelplane.signal", "Everything"));
+    let response = reqwest::Client::new()
+        .post(format!("http://{http}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(refused.encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
 
     eventually("the cluster status says the agent reports", || {
         server.patches().iter().any(|p| {
@@ -168,6 +182,13 @@ async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
                 && p.body["status"]["observability"]["metrics"]["requestRate"]
                     .as_f64()
                     .is_some_and(|r| (r - 20.0 / 300.0).abs() < 1e-9)
+        })
+    })
+    .await;
+    eventually("the refused span is in droppedEvents", || {
+        server.patches().iter().any(|p| {
+            p.path.ends_with("/inferenceclusters/eu-west/status")
+                && p.body["status"]["signals"]["droppedEvents"] == 1
         })
     })
     .await;
