@@ -89,6 +89,8 @@ pub fn cluster_status(
     SignalsStatus {
         enabled_kinds,
         last_flush,
+        // This process's count on top of what the XR showed when this
+        // process first saw it, so a restart continues rather than resets.
         dropped_events: Some(dropped_baseline + activity.map_or(0, |a| a.dropped)),
         last_datapoint,
         agent_reporting: entry.signals_configured.then_some(reporting),
