@@ -322,6 +322,10 @@ impl RedisStore {
         &self.shared.replica_id
     }
 
+    pub fn config(&self) -> &RedisStoreConfig {
+        &self.shared.config
+    }
+
     pub fn status(&self) -> StatusSnapshot {
         let s = &self.shared.status;
         let down_since = s.down_since.load(Ordering::Relaxed);
