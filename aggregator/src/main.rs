@@ -123,6 +123,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         description,
     } = build_store(config.store(), &metrics)?;
     let activity = status::Activity::new(serve::system_clock());
+    // With Redis, replicas merge their cluster activity there, so each
+    // writes the same InferenceCluster status.
+    let activity = match &redis {
+        Some(redis) => activity.shared_through(status::SharedActivity::for_store(redis)),
+        None => activity,
+    };
     let store = status::track_activity(store, &activity);
     let directory = Directory::new();
     let sink: Arc<dyn ExportSink> = Arc::new(
@@ -240,6 +246,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         api_state
             .extra_metrics
             .push(Arc::new(move || redis.prometheus_text()));
+    }
+    if let Some(shared) = activity.shared().cloned() {
+        api_state
+            .extra_metrics
+            .push(Arc::new(move || shared.prometheus_text()));
     }
     let api = serve::router(api_state);
     let api_stop = stopped();

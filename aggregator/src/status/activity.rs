@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
+use super::shared::SharedActivity;
 use crate::normalize::ClusterLosses;
 use crate::pipeline::LossObserver;
 use crate::serve::Clock;
@@ -36,11 +37,35 @@ pub struct ClusterActivity {
     pub last_datapoint: BTreeMap<SignalKind, u64>,
 }
 
+/// One cluster's record plus what of it the shared layer has not taken yet.
+#[derive(Debug, Default)]
+struct Tracked {
+    activity: ClusterActivity,
+    /// Part of `activity.dropped` already handed to the shared layer.
+    taken_dropped: u64,
+    /// Changed since the shared layer last took it.
+    dirty: bool,
+}
+
+impl ClusterActivity {
+    /// This count on top of `baseline` (an earlier count this one continues).
+    pub fn with_baseline(mut self, baseline: u64) -> Self {
+        self.dropped += baseline;
+        self
+    }
+}
+
 /// Shared record of cluster activity. Clones share one record.
+///
+/// It is the recorder on the hot path (a lock and a map update, no I/O).
+/// With the Redis store every replica also hands its changes to
+/// [`SharedActivity`] (`shared.rs`), which merges them in Redis, so every
+/// replica reports the same numbers.
 #[derive(Clone)]
 pub struct Activity {
-    clusters: Arc<Mutex<HashMap<String, ClusterActivity>>>,
+    clusters: Arc<Mutex<HashMap<String, Tracked>>>,
     clock: Clock,
+    shared: Option<Arc<SharedActivity>>,
 }
 
 impl Activity {
@@ -48,23 +73,73 @@ impl Activity {
         Activity {
             clusters: Arc::default(),
             clock,
+            shared: None,
         }
     }
 
+    /// This record, also merged with the other replicas' through `shared`.
+    pub fn shared_through(mut self, shared: SharedActivity) -> Self {
+        self.shared = Some(Arc::new(shared));
+        self
+    }
+
+    pub fn shared(&self) -> Option<&Arc<SharedActivity>> {
+        self.shared.as_ref()
+    }
+
+    /// What this process recorded for `name` (not merged with other replicas).
     pub fn cluster(&self, name: &str) -> Option<ClusterActivity> {
-        self.clusters.lock().get(name).cloned()
+        self.clusters.lock().get(name).map(|t| t.activity.clone())
+    }
+
+    /// What status reports for `clusters` (name, the XR's `droppedEvents`
+    /// when this process first saw it), `dropped` including that count:
+    /// merged across replicas when shared, else this process's record.
+    pub async fn views(&self, clusters: &[(String, u64)]) -> HashMap<String, ClusterActivity> {
+        match &self.shared {
+            Some(shared) => shared.views(self, clusters).await,
+            None => clusters
+                .iter()
+                .map(|(name, baseline)| {
+                    let local = self.cluster(name).unwrap_or_default();
+                    (name.clone(), local.with_baseline(*baseline))
+                })
+                .collect(),
+        }
+    }
+
+    /// Every cluster changed since the last call: its times (maxima, so
+    /// handing them over again is harmless) and, as `dropped`, only the items
+    /// counted since the last call. Whoever takes them owns delivering them.
+    pub fn take_changes(&self) -> Vec<(String, ClusterActivity)> {
+        let mut clusters = self.clusters.lock();
+        clusters
+            .iter_mut()
+            .filter(|(_, t)| t.dirty)
+            .map(|(name, t)| {
+                t.dirty = false;
+                let mut change = t.activity.clone();
+                change.dropped = t.activity.dropped - t.taken_dropped;
+                t.taken_dropped = t.activity.dropped;
+                (name.clone(), change)
+            })
+            .collect()
     }
 
     fn with_cluster(
-        clusters: &mut HashMap<String, ClusterActivity>,
+        clusters: &mut HashMap<String, Tracked>,
         name: &str,
         update: impl FnOnce(&mut ClusterActivity),
     ) {
-        if let Some(activity) = clusters.get_mut(name) {
-            update(activity);
+        let tracked = if let Some(tracked) = clusters.get_mut(name) {
+            tracked
         } else if clusters.len() < MAX_TRACKED_CLUSTERS {
-            update(clusters.entry(name.to_string()).or_default());
-        }
+            clusters.entry(name.to_string()).or_default()
+        } else {
+            return;
+        };
+        update(&mut tracked.activity);
+        tracked.dirty = true;
     }
 
     /// Records sketches the store acknowledged.

@@ -55,10 +55,12 @@ impl Settings {
 /// `status.signals` of one InferenceCluster. What this process has not seen
 /// since it started (times, per-kind datapoints) is carried over from the
 /// status already on the XR rather than erased.
+///
+/// `activity.dropped` is the whole count to report: the XR's count when
+/// counting began plus what was counted since (every replica's, when shared).
 pub fn cluster_status(
     entry: &ClusterEntry,
     activity: Option<&ClusterActivity>,
-    dropped_baseline: u64,
     cost: Option<apis::ClusterCostStatus>,
     now: u64,
     settings: &Settings,
@@ -89,9 +91,7 @@ pub fn cluster_status(
     SignalsStatus {
         enabled_kinds,
         last_flush,
-        // This process's count on top of what the XR showed when this
-        // process first saw it, so a restart continues rather than resets.
-        dropped_events: Some(dropped_baseline + activity.map_or(0, |a| a.dropped)),
+        dropped_events: Some(activity.map_or(0, |a| a.dropped)),
         last_datapoint,
         agent_reporting: entry.signals_configured.then_some(reporting),
         cost,

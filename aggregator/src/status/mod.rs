@@ -6,6 +6,7 @@ pub mod activity;
 pub mod change;
 pub mod compute;
 pub mod cost;
+pub mod shared;
 pub mod writer;
 
 use std::future::Future;
@@ -18,11 +19,16 @@ use apis::RetentionDuration;
 use clap::{Args, ValueEnum};
 
 pub use activity::{Activity, ClusterActivity, track_activity};
+pub use shared::SharedActivity;
 pub use writer::{PassReport, StatusWriter, WriterConfig};
 
 use crate::directory::{self, Directory};
 use crate::serve::Clock;
 use crate::store::SketchStore;
+
+/// How often each replica pushes its cluster activity to the shared record
+/// (with the Redis store); status lags what replicas recorded by about this.
+pub const SHARED_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The field manager of every status write (`?fieldManager=`).
 pub const FIELD_MANAGER: &str = "signal-aggregator";
@@ -191,16 +197,24 @@ pub async fn run_with_client(
     clock: Clock,
     stopped: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Some(client) = client else {
-        stopped.await;
-        return Ok(());
-    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = move || {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.wait_for(|s| *s).await;
         }
+    };
+    // Every replica shares what it recorded, whether or not it writes status.
+    let pushes = tokio::spawn(shared::run_pushes(
+        activity.clone(),
+        SHARED_PUSH_INTERVAL,
+        wait(),
+    ));
+    let Some(client) = client else {
+        stopped.await;
+        let _ = stop_tx.send(true);
+        let _ = pushes.await;
+        return Ok(());
     };
     let watch = tokio::spawn(directory::watch::run(
         client.clone(),
@@ -212,6 +226,6 @@ pub async fn run_with_client(
     let write = tokio::spawn(writer.run(clock, interval, wait()));
     stopped.await;
     let _ = stop_tx.send(true);
-    let _ = tokio::join!(watch, write);
+    let _ = tokio::join!(watch, write, pushes);
     Ok(())
 }

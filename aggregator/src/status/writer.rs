@@ -14,7 +14,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
-use super::activity::Activity;
+use super::activity::{Activity, ClusterActivity};
 use super::change::Threshold;
 use super::compute::{self, FleetFigures, Settings};
 use super::cost;
@@ -134,8 +134,15 @@ impl StatusWriter {
             .collect();
         self.objects.retain(|target, _| live.contains(target));
 
+        let counted_from: Vec<(String, u64)> = clusters
+            .iter()
+            .map(|c| (c.name.clone(), self.dropped_baseline(c)))
+            .collect();
+        let mut activity = self.activity.views(&counted_from).await;
         for cluster in &clusters {
-            self.reconcile_cluster(cluster, now, &mut report).await;
+            let view = activity.remove(&cluster.name);
+            self.reconcile_cluster(cluster, view, now, &mut report)
+                .await;
         }
         let mut fleet: Option<FleetFigures> = None;
         for service in &services {
@@ -199,20 +206,12 @@ impl StatusWriter {
             .is_some_and(|t| now.saturating_sub(t) < self.config.min_interval_secs)
     }
 
-    async fn reconcile_cluster(
-        &mut self,
-        cluster: &ClusterEntry,
-        now: u64,
-        report: &mut PassReport,
-    ) {
-        let target = Target::Cluster(cluster.name.clone());
-        if self.rate_limited(&target, now) {
-            report.rate_limited += 1;
-            return;
-        }
-        let baseline = *self
+    /// `droppedEvents` on the XR when this process first saw it: the count
+    /// this process continues (a restart continues rather than resets).
+    fn dropped_baseline(&mut self, cluster: &ClusterEntry) -> u64 {
+        *self
             .objects
-            .entry(target.clone())
+            .entry(Target::Cluster(cluster.name.clone()))
             .or_default()
             .dropped_baseline
             .get_or_insert_with(|| {
@@ -221,7 +220,21 @@ impl StatusWriter {
                     .as_ref()
                     .and_then(|s| s.dropped_events)
                     .unwrap_or(0)
-            });
+            })
+    }
+
+    async fn reconcile_cluster(
+        &mut self,
+        cluster: &ClusterEntry,
+        activity: Option<ClusterActivity>,
+        now: u64,
+        report: &mut PassReport,
+    ) {
+        let target = Target::Cluster(cluster.name.clone());
+        if self.rate_limited(&target, now) {
+            report.rate_limited += 1;
+            return;
+        }
         let settings = self.config.settings;
         let cost = match cost::cluster_cost(self.store.as_ref(), cluster, now, &settings).await {
             Ok(cost) => cost,
@@ -232,9 +245,7 @@ impl StatusWriter {
                 return;
             }
         };
-        let activity = self.activity.cluster(&cluster.name);
-        let status =
-            compute::cluster_status(cluster, activity.as_ref(), baseline, cost, now, &settings);
+        let status = compute::cluster_status(cluster, activity.as_ref(), cost, now, &settings);
         let write_kinds = self.config.settings.write_enabled_kinds;
         let seed = cluster.observed_status.clone().map(|mut observed| {
             if !write_kinds {
