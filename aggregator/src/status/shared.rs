@@ -167,6 +167,18 @@ impl SharedActivity {
         Ok(conn)
     }
 
+    /// Sends `cmd`, once more if the connection had broken (a Redis restart
+    /// is first noticed by the request that meets the dead connection). Both
+    /// scripts are safe to run twice: a push by its id, a read is a read.
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
+        match cmd.query_async(&mut self.conn().await?).await {
+            Err(error) if error.is_io_error() || error.is_connection_dropped() => {
+                cmd.query_async(&mut self.conn().await?).await
+            }
+            result => result,
+        }
+    }
+
     fn mark(&self, result: &RedisResult<impl Sized>, what: &str) {
         match result {
             Ok(_) => {
@@ -207,7 +219,7 @@ impl SharedActivity {
             }
             cmd.arg(change.dropped);
         }
-        let applied: i64 = cmd.query_async(&mut self.conn().await?).await?;
+        let applied: i64 = self.query(&cmd).await?;
         Ok(applied == 1)
     }
 
@@ -323,7 +335,7 @@ impl SharedActivity {
         for (_, baseline) in clusters {
             cmd.arg(*baseline);
         }
-        let hashes: Vec<Vec<String>> = cmd.query_async(&mut self.conn().await?).await?;
+        let hashes: Vec<Vec<String>> = self.query(&cmd).await?;
         Ok(clusters
             .iter()
             .zip(hashes)
