@@ -21,7 +21,7 @@ use signal_aggregator::serve::{Clock, rfc3339};
 use signal_aggregator::signal::{Field, FieldKey, Point, SignalKind, Value as PointValue};
 use signal_aggregator::sketch::WindowedSketch;
 use signal_aggregator::status::{
-    Activity, ClusterActivity, SharedActivity, StatusArgs, StatusWriter, WriterConfig,
+    Activity, ClusterActivity, DroppedOnXr, SharedActivity, StatusArgs, StatusWriter, WriterConfig,
     track_activity,
 };
 use signal_aggregator::store::SketchStore;
@@ -50,25 +50,15 @@ struct Replica {
     store: Arc<dyn SketchStore>,
     redis: Arc<RedisStore>,
     server: FakeApiServer,
+    server_url: String,
     writer: StatusWriter,
     _wal: tempfile::TempDir,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl Replica {
+    /// A replica writing status to a new API server holding the two XRs.
     async fn start(redis_url: &str, now: u64) -> Replica {
-        let wal = tempfile::tempdir().unwrap();
-        let redis = Arc::new(
-            RedisStore::open(
-                RedisStoreConfig::new(redis_url, wal.path()),
-                Arc::new(SelfMetrics::default()),
-            )
-            .unwrap(),
-        );
-        let clock: Clock = Arc::new(move || now);
-        let activity = Activity::new(clock).shared_through(SharedActivity::for_store(&redis));
-        let store = track_activity(redis.clone(), &activity);
-
         let (server, url) = FakeApiServer::start().await;
         for (name, status) in [
             ("eu-west", json!({"signals": {"droppedEvents": EU_BEFORE}})),
@@ -81,7 +71,24 @@ impl Replica {
                        "status": status}),
             );
         }
-        let client = FakeApiServer::client(&url);
+        Replica::on_server(redis_url, now, server, &url).await
+    }
+
+    /// A replica (a new process) writing status to `server`.
+    async fn on_server(redis_url: &str, now: u64, server: FakeApiServer, url: &str) -> Replica {
+        let wal = tempfile::tempdir().unwrap();
+        let redis = Arc::new(
+            RedisStore::open(
+                RedisStoreConfig::new(redis_url, wal.path()),
+                Arc::new(SelfMetrics::default()),
+            )
+            .unwrap(),
+        );
+        let clock: Clock = Arc::new(move || now);
+        let activity = Activity::new(clock).shared_through(SharedActivity::for_store(&redis));
+        let store = track_activity(redis.clone(), &activity);
+
+        let client = FakeApiServer::client(url);
         let directory = Directory::new();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(watch::run(client.clone(), directory.clone(), async move {
@@ -103,6 +110,7 @@ impl Replica {
             store,
             redis,
             server,
+            server_url: url.to_string(),
             writer,
             _wal: wal,
             _stop: stop,
@@ -153,6 +161,15 @@ impl Replica {
     }
 }
 
+/// An XR showing `dropped` since this process first saw it.
+fn on_xr(cluster: &str, dropped: u64) -> DroppedOnXr {
+    DroppedOnXr {
+        cluster: cluster.into(),
+        at_first_sight: dropped,
+        now: dropped,
+    }
+}
+
 fn minute_of(now: u64) -> u64 {
     now - now % 60 - 60
 }
@@ -200,6 +217,54 @@ async fn two_replicas_write_the_same_cluster_status_from_merged_activity() {
     assert_eq!(from_one, expected);
     assert_eq!(from_two, expected);
 
+    // A restarted replica sees the XR showing the shared total: it continues
+    // it, it does not add the XR's count to the shared record again.
+    let eu_total = EU_BEFORE + 3 + 1 + 4;
+    eventually("replica one's write is on its XR", || {
+        one.server.object(IC, "", "eu-west").unwrap()["status"]["signals"]["droppedEvents"]
+            == json!(eu_total)
+    })
+    .await;
+    let mut restarted =
+        Replica::on_server(&node.url(), now, one.server.clone(), &one.server_url).await;
+    restarted.receive("eu-west", minute, 1, 1).await;
+    restarted
+        .shared()
+        .push_all(&restarted.activity)
+        .await
+        .unwrap();
+    let written = restarted.written(now).await;
+    assert_eq!(
+        written,
+        vec![(
+            "eu-west".to_string(),
+            expected_signals(now, minute, eu_total + 1)
+        )]
+    );
+    // The shared record expires (an idle month): it starts again from what
+    // the XR shows now rather than from an older count.
+    node.cli(&["DEL", "sig:{activity}:cluster:eu-west"]);
+    restarted.receive("eu-west", minute, 1, 2).await;
+    restarted
+        .shared()
+        .push_all(&restarted.activity)
+        .await
+        .unwrap();
+    eventually("the restarted replica's write is on the XR", || {
+        one.server.object(IC, "", "eu-west").unwrap()["status"]["signals"]["droppedEvents"]
+            == json!(eu_total + 1)
+    })
+    .await;
+    let view = restarted
+        .activity
+        .views(&[DroppedOnXr {
+            cluster: "eu-west".into(),
+            at_first_sight: eu_total,
+            now: eu_total + 1,
+        }])
+        .await;
+    assert_eq!(view["eu-west"].dropped, eu_total + 1 + 2);
+
     // The replica's own record still holds only what it received.
     assert_eq!(two.activity.cluster("eu-west").unwrap().dropped, 4);
     assert!(one.activity.cluster("us-east").is_none());
@@ -225,7 +290,7 @@ async fn a_push_retried_after_an_ambiguous_failure_counts_once() {
             },
         )]
     };
-    let clusters = [("us-east".to_string(), 0)];
+    let clusters = [on_xr("us-east", 0)];
 
     assert!(shared.apply("incarnation-a:0", &change(6)).await.unwrap());
     // The reply was lost, so the same push is sent again: not counted twice.
@@ -262,10 +327,7 @@ async fn without_redis_status_falls_back_to_the_local_record_then_catches_up() {
     two.receive("eu-west", minute, 10, 5).await;
     one.shared().push(&one.activity).await.unwrap();
     two.shared().push(&two.activity).await.unwrap();
-    let clusters = [
-        ("eu-west".to_string(), EU_BEFORE),
-        ("us-east".to_string(), 0),
-    ];
+    let clusters = [on_xr("eu-west", EU_BEFORE), on_xr("us-east", 0)];
     assert_eq!(
         one.activity.views(&clusters).await["eu-west"].dropped,
         EU_BEFORE + 7
@@ -385,7 +447,7 @@ async fn replicas_share_activity_on_a_redis_cluster() {
     for activity in &replicas {
         activity.shared().unwrap().push_all(activity).await.unwrap();
     }
-    let clusters: Vec<(String, u64)> = names.iter().map(|n| (n.clone(), 100)).collect();
+    let clusters: Vec<DroppedOnXr> = names.iter().map(|n| on_xr(n, 100)).collect();
     let views: Vec<_> = futures_views(&replicas, &clusters).await;
     assert_eq!(views[0], views[1]);
     for (i, name) in names.iter().enumerate() {
@@ -397,7 +459,7 @@ async fn replicas_share_activity_on_a_redis_cluster() {
 
 async fn futures_views(
     replicas: &[Activity],
-    clusters: &[(String, u64)],
+    clusters: &[DroppedOnXr],
 ) -> Vec<std::collections::HashMap<String, ClusterActivity>> {
     let mut out = Vec::new();
     for activity in replicas {

@@ -47,6 +47,18 @@ struct Tracked {
     dirty: bool,
 }
 
+/// A cluster status is asked for, with the `droppedEvents` counts on its XR
+/// that a count continues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DroppedOnXr {
+    pub cluster: String,
+    /// When this process first saw the XR: what its own count continues.
+    pub at_first_sight: u64,
+    /// Now: what a new shared record continues (it already includes every
+    /// replica's counts written so far).
+    pub now: u64,
+}
+
 impl ClusterActivity {
     /// This count on top of `baseline` (an earlier count this one continues).
     pub fn with_baseline(mut self, baseline: u64) -> Self {
@@ -92,20 +104,25 @@ impl Activity {
         self.clusters.lock().get(name).map(|t| t.activity.clone())
     }
 
-    /// What status reports for `clusters` (name, the XR's `droppedEvents`
-    /// when this process first saw it), `dropped` including that count:
-    /// merged across replicas when shared, else this process's record.
-    pub async fn views(&self, clusters: &[(String, u64)]) -> HashMap<String, ClusterActivity> {
+    /// What status reports for `clusters`, `dropped` including the count on
+    /// the XR: merged across replicas when shared, else this process's record
+    /// on top of the XR's count when this process first saw it.
+    pub async fn views(&self, clusters: &[DroppedOnXr]) -> HashMap<String, ClusterActivity> {
         match &self.shared {
             Some(shared) => shared.views(self, clusters).await,
             None => clusters
                 .iter()
-                .map(|(name, baseline)| {
-                    let local = self.cluster(name).unwrap_or_default();
-                    (name.clone(), local.with_baseline(*baseline))
-                })
+                .map(|c| (c.cluster.clone(), self.local_view(c)))
                 .collect(),
         }
+    }
+
+    /// This process's record of `on_xr.cluster` on top of the XR's count when
+    /// this process first saw it.
+    pub fn local_view(&self, on_xr: &DroppedOnXr) -> ClusterActivity {
+        self.cluster(&on_xr.cluster)
+            .unwrap_or_default()
+            .with_baseline(on_xr.at_first_sight)
     }
 
     /// Every cluster changed since the last call: its times (maxima, so

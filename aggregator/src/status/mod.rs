@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use apis::RetentionDuration;
 use clap::{Args, ValueEnum};
 
-pub use activity::{Activity, ClusterActivity, track_activity};
+pub use activity::{Activity, ClusterActivity, DroppedOnXr, track_activity};
 pub use shared::SharedActivity;
 pub use writer::{PassReport, StatusWriter, WriterConfig};
 

@@ -38,7 +38,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use redis::RedisResult;
 
-use super::activity::{Activity, ClusterActivity};
+use super::activity::{Activity, ClusterActivity, DroppedOnXr};
 use crate::signal::SignalKind;
 use crate::store::redis::{RedisConn, RedisStore, RedisUrl};
 
@@ -273,15 +273,15 @@ impl SharedActivity {
         Ok(())
     }
 
-    /// The merged activity of `clusters` (name, `droppedEvents` the XR showed
-    /// when this process first saw it) as every replica sees it; `dropped`
-    /// includes the XR's count. When Redis does not answer: the last view
+    /// The merged activity of `clusters` as every replica sees it; `dropped`
+    /// includes the XR's count (the XR's value now, for a cluster whose
+    /// shared record is new). When Redis does not answer: the last view
     /// read plus this replica's own changes since (logged, and counted on
     /// `/metrics`), or this replica's record alone if nothing was ever read.
     pub async fn views(
         &self,
         activity: &Activity,
-        clusters: &[(String, u64)],
+        clusters: &[DroppedOnXr],
     ) -> HashMap<String, ClusterActivity> {
         if clusters.is_empty() {
             return HashMap::new();
@@ -302,7 +302,8 @@ impl SharedActivity {
                 let last = self.last_view.lock();
                 clusters
                     .iter()
-                    .map(|(name, baseline)| {
+                    .map(|on_xr| {
+                        let name = &on_xr.cluster;
                         let local = activity.cluster(name).unwrap_or_default();
                         let read = last.as_ref().and_then(|l| {
                             let view = l.clusters.get(name)?;
@@ -313,7 +314,7 @@ impl SharedActivity {
                                 dropped: view.dropped + local.dropped.saturating_sub(confirmed),
                                 ..later_of(view, &local)
                             },
-                            None => local.with_baseline(*baseline),
+                            None => activity.local_view(on_xr),
                         };
                         (name.clone(), view)
                     })
@@ -324,22 +325,22 @@ impl SharedActivity {
 
     async fn read(
         &self,
-        clusters: &[(String, u64)],
+        clusters: &[DroppedOnXr],
     ) -> RedisResult<HashMap<String, ClusterActivity>> {
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(READ_SCRIPT).arg(clusters.len());
-        for (name, _) in clusters {
-            cmd.arg(cluster_key(name));
+        for on_xr in clusters {
+            cmd.arg(cluster_key(&on_xr.cluster));
         }
         cmd.arg(self.ttl_secs);
-        for (_, baseline) in clusters {
-            cmd.arg(*baseline);
+        for on_xr in clusters {
+            cmd.arg(on_xr.now);
         }
         let hashes: Vec<Vec<String>> = self.query(&cmd).await?;
         Ok(clusters
             .iter()
             .zip(hashes)
-            .map(|((name, _), fields)| (name.clone(), parse_hash(&fields)))
+            .map(|(on_xr, fields)| (on_xr.cluster.clone(), parse_hash(&fields)))
             .collect())
     }
 

@@ -14,7 +14,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
-use super::activity::{Activity, ClusterActivity};
+use super::activity::{Activity, ClusterActivity, DroppedOnXr};
 use super::change::Threshold;
 use super::compute::{self, FleetFigures, Settings};
 use super::cost;
@@ -134,9 +134,13 @@ impl StatusWriter {
             .collect();
         self.objects.retain(|target, _| live.contains(target));
 
-        let counted_from: Vec<(String, u64)> = clusters
+        let counted_from: Vec<DroppedOnXr> = clusters
             .iter()
-            .map(|c| (c.name.clone(), self.dropped_baseline(c)))
+            .map(|c| DroppedOnXr {
+                cluster: c.name.clone(),
+                at_first_sight: self.dropped_baseline(c),
+                now: observed_dropped(c),
+            })
             .collect();
         let mut activity = self.activity.views(&counted_from).await;
         for cluster in &clusters {
@@ -214,13 +218,7 @@ impl StatusWriter {
             .entry(Target::Cluster(cluster.name.clone()))
             .or_default()
             .dropped_baseline
-            .get_or_insert_with(|| {
-                cluster
-                    .observed_status
-                    .as_ref()
-                    .and_then(|s| s.dropped_events)
-                    .unwrap_or(0)
-            })
+            .get_or_insert_with(|| observed_dropped(cluster))
     }
 
     async fn reconcile_cluster(
@@ -293,6 +291,15 @@ impl StatusWriter {
             }
         }
     }
+}
+
+/// `droppedEvents` on the XR as the directory last saw it.
+fn observed_dropped(cluster: &ClusterEntry) -> u64 {
+    cluster
+        .observed_status
+        .as_ref()
+        .and_then(|s| s.dropped_events)
+        .unwrap_or(0)
 }
 
 fn service_seed(service: &ServiceEntry) -> Option<Owned> {
