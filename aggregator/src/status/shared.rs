@@ -351,7 +351,7 @@ impl SharedActivity {
             (
                 "signal_aggregator_shared_activity_up",
                 "gauge",
-                "1 when the last push or read of cluster activity in Redis succeeded.",
+                "0 while pushes or reads of cluster activity in Redis fail (status uses this replica's record), else 1.",
                 u64::from(self.up.load(Ordering::Relaxed)),
             ),
             (
