@@ -2,25 +2,9 @@
 //! listeners bind loopback only (whatever address was asked for) and it says
 //! so; with token files they bind as configured and enforce the tokens.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod binary_support;
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use binary_support::{Running, aggregator_command, free_port, lines_until, spawn};
 
 /// Local addresses (`/proc/net/tcp` hex form, e.g. `0100007F`) listening on `port`.
 fn listening_addresses(port: u16) -> Vec<String> {
@@ -41,31 +25,16 @@ fn listening_addresses(port: u16) -> Vec<String> {
 /// Starts the binary on wildcard addresses; returns it and its stdout up to "ready".
 fn start(ports: [u16; 3], extra: &[&str]) -> (Running, Vec<String>) {
     let [grpc, http, api] = ports;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-aggregator"))
+    let mut command = aggregator_command();
+    command
         .args(["--kube", "off", "--log-format", "text"])
         .args(["--otlp-grpc-addr", &format!("0.0.0.0:{grpc}")])
         .args(["--otlp-http-addr", &format!("0.0.0.0:{http}")])
         .args(["--api-addr", &format!("0.0.0.0:{api}")])
-        .args(extra)
-        .env_remove("SIGNAL_AGGREGATOR_REDIS_URL")
-        .env_remove("SIGNAL_AGGREGATOR_INGEST_TOKENS_FILE")
-        .env_remove("SIGNAL_AGGREGATOR_QUERY_TOKENS_FILE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let running = Running(child);
-    let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap();
-        let ready = line.starts_with("signal-aggregator ready");
-        lines.push(line);
-        if ready {
-            return (running, lines);
-        }
-    }
-    panic!("the binary exited before it was ready: {lines:?}");
+        .args(extra);
+    let (running, stdout) = spawn(command);
+    let lines = lines_until(stdout, |line| line.starts_with("signal-aggregator ready"));
+    (running, lines)
 }
 
 const LOOPBACK: &str = "0100007F";

@@ -6,17 +6,18 @@
 #[path = "status_support/mod.rs"]
 mod status_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod binary_support;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use binary_support::{aggregator_command, lines_until, spawn};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
 use prost::Message as _;
 use serde_json::json;
-use status_support::{FakeApiServer, IC, MS, eventually};
+use status_support::{FakeApiServer, IC, MS, eventually, write_kubeconfig};
 
 fn text(key: &str, value: &str) -> KeyValue {
     KeyValue {
@@ -77,15 +78,6 @@ fn spans(n: usize, e2e: f64) -> ExportTraceServiceRequest {
     }
 }
 
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
     let (server, url) = FakeApiServer::start().await;
@@ -101,48 +93,25 @@ async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
     );
 
     let dir = tempfile::tempdir().unwrap();
-    let kubeconfig = dir.path().join("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: {url}\n\
-             contexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\n\
-             current-context: fake\nusers:\n- name: fake\n  user: {{}}\n"
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-aggregator"))
+    let kubeconfig = write_kubeconfig(dir.path(), &url);
+    let mut command = aggregator_command();
+    command
         .args(["--kube", "on", "--kubeconfig"])
         .arg(&kubeconfig)
         .args(["--status-interval", "1s", "--status-min-interval", "1s"])
         // Unauthenticated OTLP below; tests/token_issuer_binary.rs covers issuance.
         .args(["--issue-ingest-tokens", "false"])
-        .args([
-            "--otlp-grpc-addr",
-            "127.0.0.1:0",
-            "--otlp-http-addr",
-            "127.0.0.1:0",
-        ])
-        .args(["--api-addr", "127.0.0.1:0", "--log-format", "text"])
-        .env_remove("SIGNAL_AGGREGATOR_REDIS_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
-    let http = tokio::task::spawn_blocking(move || {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            if let Some(at) = line.find("or  http://") {
-                let rest = &line[at + "or  http://".len()..];
-                return rest.split('/').next().unwrap().to_string();
-            }
-        }
-        panic!("the binary never printed its OTLP/HTTP address");
-    })
-    .await
-    .unwrap();
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--api-addr", "127.0.0.1:0", "--log-format", "text"]);
+    let (_running, stdout) = spawn(command);
+    let lines =
+        tokio::task::spawn_blocking(move || lines_until(stdout, |l| l.contains("or  http://")))
+            .await
+            .unwrap();
+    let address = lines.last().unwrap();
+    let at = address.find("or  http://").unwrap() + "or  http://".len();
+    let http = address[at..].split('/').next().unwrap().to_string();
 
     let response = reqwest::Client::new()
         .post(format!("http://{http}/v1/traces"))

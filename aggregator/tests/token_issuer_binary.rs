@@ -7,32 +7,15 @@
 #[path = "status_support/mod.rs"]
 mod status_support;
 
+mod binary_support;
 mod ingest_support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use binary_support::{aggregator_command, free_port, lines_until, spawn};
 
 use ingest_support::payloads::rich_traces;
 use prost::Message as _;
 use serde_json::json;
 use status_support::{FakeApiServer, IC, MS, eventually, write_kubeconfig};
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn token(server: &FakeApiServer, key: &str) -> Option<String> {
     server.secret_data("tokens", "signals-ingest-eu-west", key)
@@ -53,37 +36,19 @@ async fn the_binary_issues_reports_accepts_and_rotates_the_clusters_token() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = write_kubeconfig(dir.path(), &url);
     let http_port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signal-aggregator"))
+    let mut command = aggregator_command();
+    command
         .args(["--kube", "on", "--kubeconfig"])
         .arg(&kubeconfig)
         .args(["--token-namespace", "tokens"])
         .args(["--otlp-grpc-addr", "127.0.0.1:0"])
         .args(["--otlp-http-addr", &format!("0.0.0.0:{http_port}")])
-        .args(["--api-addr", "127.0.0.1:0", "--log-format", "text"])
-        .env_remove("SIGNAL_AGGREGATOR_REDIS_URL")
-        .env_remove("SIGNAL_AGGREGATOR_INGEST_TOKENS_FILE")
-        .env_remove("SIGNAL_AGGREGATOR_ISSUE_INGEST_TOKENS")
-        .env_remove("POD_NAMESPACE")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _running = Running(child);
-    let lines = tokio::task::spawn_blocking(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let sent_to = line.contains("send OTLP to");
-            lines.push(line);
-            if sent_to {
-                return lines;
-            }
-        }
-        panic!("the binary exited before it was ready: {lines:?}");
-    })
-    .await
-    .unwrap();
+        .args(["--api-addr", "127.0.0.1:0", "--log-format", "text"]);
+    let (_running, stdout) = spawn(command);
+    let lines =
+        tokio::task::spawn_blocking(move || lines_until(stdout, |l| l.contains("send OTLP to")))
+            .await
+            .unwrap();
     // Issued tokens protect ingest: no loopback warning, the wildcard bind
     // kept (printed as localhost), not narrowed to 127.0.0.1.
     assert!(
