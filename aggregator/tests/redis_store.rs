@@ -8,7 +8,6 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use signal_aggregator::signal::SignalKind;
 use signal_aggregator::store::redis::{RedisStore, RedisStoreConfig};
 use signal_aggregator::store::{SketchStore, StoreError, StoreQuery};
 use signal_aggregator::telemetry::SelfMetrics;
@@ -24,23 +23,6 @@ fn config(url: &str, wal: &std::path::Path) -> RedisStoreConfig {
 
 fn open(config: RedisStoreConfig) -> RedisStore {
     RedisStore::open(config, Arc::new(SelfMetrics::default())).expect("store opens")
-}
-
-fn recent_query(tenant: Option<&str>) -> StoreQuery {
-    let now = now_secs();
-    StoreQuery {
-        tenant: tenant.map(String::from),
-        kind: SignalKind::RequestLifecycle,
-        cluster: None,
-        model: None,
-        from_unix_secs: now - 900,
-        to_unix_secs: now + 60,
-    }
-}
-
-fn minute(ago: u64) -> u64 {
-    let t = now_secs() - ago * 60;
-    t - t % 60
 }
 
 #[tokio::test]

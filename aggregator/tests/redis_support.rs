@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use signal_aggregator::signal::{Field, FieldKey, Point, SeriesKey, SignalKind, Value};
 use signal_aggregator::sketch::{Resolution, SeriesSketch, Window, WindowedSketch};
+use signal_aggregator::store::StoreQuery;
 
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -368,4 +369,23 @@ pub fn totals(sketch: &SeriesSketch) -> (f64, f64, u64) {
         sketch.counter_sum(Field::OutputTokens).unwrap_or(0.0),
         sketch.summary(Field::TtftSeconds).map_or(0, |s| s.count),
     )
+}
+
+/// RequestLifecycle of `tenant` (every tenant: `None`) over the last 15 minutes.
+pub fn recent_query(tenant: Option<&str>) -> StoreQuery {
+    let now = now_secs();
+    StoreQuery {
+        tenant: tenant.map(String::from),
+        kind: SignalKind::RequestLifecycle,
+        cluster: None,
+        model: None,
+        from_unix_secs: now - 900,
+        to_unix_secs: now + 60,
+    }
+}
+
+/// The start of the minute `ago` minutes back.
+pub fn minute(ago: u64) -> u64 {
+    let t = now_secs() - ago * 60;
+    t - t % 60
 }

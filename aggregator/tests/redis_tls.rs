@@ -48,23 +48,6 @@ fn open_error(config: RedisStoreConfig) -> String {
     }
 }
 
-fn recent(tenant: Option<&str>) -> StoreQuery {
-    let now = now_secs();
-    StoreQuery {
-        tenant: tenant.map(String::from),
-        kind: SignalKind::RequestLifecycle,
-        cluster: None,
-        model: None,
-        from_unix_secs: now - 900,
-        to_unix_secs: now + 60,
-    }
-}
-
-fn minute(ago: u64) -> u64 {
-    let t = now_secs() - ago * 60;
-    t - t % 60
-}
-
 async fn flush(store: &RedisStore) -> Result<(), StoreError> {
     tokio::time::timeout(HANG_GUARD, store.flush())
         .await
@@ -86,7 +69,7 @@ async fn round_trip(store: &RedisStore) {
         .await
         .unwrap();
     flush(store).await.expect("flush over TLS");
-    let team_a = store.query(&recent(Some("team-a"))).await.unwrap();
+    let team_a = store.query(&recent_query(Some("team-a"))).await.unwrap();
     let found: Vec<_> = team_a
         .iter()
         .map(|(key, sketch)| (key.cluster.as_str(), totals(sketch)))
@@ -95,7 +78,7 @@ async fn round_trip(store: &RedisStore) {
         found,
         vec![("eu-west", (15.0, 105.0, 15)), ("us-east", (4.0, 4.0, 4))]
     );
-    let team_b = store.query(&recent(Some("team-b"))).await.unwrap();
+    let team_b = store.query(&recent_query(Some("team-b"))).await.unwrap();
     assert_eq!(team_b.len(), 1);
     assert_eq!(team_b[0].0, c);
     assert_eq!(totals(&team_b[0].1), (6.0, 18.0, 6));
@@ -247,7 +230,7 @@ async fn a_tls_cluster_of_three_masters_round_trips_with_client_certificates() {
     store.merge(sketches).await.unwrap();
     flush(&store).await.expect("flush to the TLS cluster");
 
-    let all = store.query(&recent(None)).await.unwrap();
+    let all = store.query(&recent_query(None)).await.unwrap();
     assert_eq!(all.len(), tenants.len());
     for (key, sketch) in &all {
         let i: u64 = key.tenant["tenant-".len()..].parse().unwrap();
