@@ -10,9 +10,8 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use signal_aggregator::signal::SignalKind;
 use signal_aggregator::store::redis::{RedisStore, RedisStoreConfig, RedisUrl, TlsFiles};
-use signal_aggregator::store::{SketchStore, StoreError, StoreQuery};
+use signal_aggregator::store::{SketchStore, StoreError};
 use signal_aggregator::telemetry::SelfMetrics;
 use support::*;
 
