@@ -196,19 +196,30 @@ fn ingest(c: &mut Criterion, redis: &RedisNode, tmp: &std::path::Path) {
     group.finish();
 }
 
+/// `minutes` minute windows per series ending with the minute of `now`,
+/// one batch per minute (fixed seed: every store gets the same data).
+fn recent_minutes(series: &[SeriesKey], minutes: u64, now: u64) -> Vec<Vec<WindowedSketch>> {
+    let mut rng = SplitMix64::new(11);
+    (0..minutes)
+        .map(|ago| {
+            let start = (now - now % 60) - ago * 60;
+            series
+                .iter()
+                .map(|k| lifecycle_minute(&mut rng, k, start, 60))
+                .collect()
+        })
+        .collect()
+}
+
 fn seed_recent(
     rt: &tokio::runtime::Runtime,
     store: &RedisStore,
     series: &[SeriesKey],
     minutes: u64,
+    now: u64,
 ) {
-    let mut rng = SplitMix64::new(11);
     rt.block_on(async {
-        for ago in 0..minutes {
-            let batch: Vec<_> = series
-                .iter()
-                .map(|k| lifecycle_minute(&mut rng, k, minute_start(ago), 60))
-                .collect();
+        for batch in recent_minutes(series, minutes, now) {
             store.merge(batch).await.unwrap();
         }
         store.flush().await.unwrap();
@@ -244,21 +255,28 @@ fn query(c: &mut Criterion, redis: &RedisNode, tmp: &std::path::Path) {
         )
         .unwrap()
     });
+    // The query ends one second after `now`: its 5 minutes touch the 6
+    // minute windows seeded, every one of them holding data.
+    let now = now_secs();
     let series = bench_series(1_000);
-    seed_recent(&rt, &store, &series, 6);
+    seed_recent(&rt, &store, &series, 6, now);
+    let embedded = MemoryStore::new(MemoryStoreConfig::default());
+    for batch in recent_minutes(&series, 6, now) {
+        rt.block_on(embedded.merge(batch)).unwrap();
+    }
     let month_series = &series[..50];
     seed_hours(&rt, &store, month_series, 30 * 24);
-    let now = now_secs();
     let five_minutes = StoreQuery {
         tenant: Some("bench-tenant".into()),
         kind: SignalKind::RequestLifecycle,
         cluster: None,
         model: None,
-        from_unix_secs: now - 300,
-        to_unix_secs: now,
+        from_unix_secs: now + 1 - 300,
+        to_unix_secs: now + 1,
     };
     let answer = rt.block_on(store.query(&five_minutes)).unwrap();
     assert_eq!(answer.len(), 1_000);
+    assert_eq!(answer, rt.block_on(embedded.query(&five_minutes)).unwrap());
     let month = StoreQuery {
         cluster: Some("cluster-00".into()),
         from_unix_secs: now - 30 * 86_400,
@@ -266,18 +284,148 @@ fn query(c: &mut Criterion, redis: &RedisNode, tmp: &std::path::Path) {
     };
     let month_answer = rt.block_on(store.query(&month)).unwrap();
     assert_eq!(month_answer.len(), 20);
-    let mut month_50 = month.clone();
-    month_50.cluster = None;
+    let before = QueryBefore::seed(&rt, redis, &series, &five_minutes);
     let mut group = c.benchmark_group("redis_query");
     group.sample_size(20);
     group.bench_function("5m_request_lifecycle_1000_series", |b| {
         b.iter(|| rt.block_on(store.query(&five_minutes)).unwrap())
+    });
+    group.bench_function("5m_before/encoding_1_data", |b| {
+        b.iter(|| rt.block_on(before.run(&before.encoding_1_series)))
+    });
+    group.bench_function("5m_before/current_data", |b| {
+        b.iter(|| rt.block_on(before.run(&series)))
+    });
+    group.bench_function("5m_embedded_store", |b| {
+        b.iter(|| rt.block_on(embedded.query(&five_minutes)).unwrap())
     });
     group.bench_function("30d_request_lifecycle_20_series", |b| {
         b.iter(|| rt.block_on(store.query(&month)).unwrap())
     });
     query_parts(&mut group, &rt, redis, &series, &five_minutes);
     group.finish();
+}
+
+/// The 5-minute query as the store ran it before it was optimised
+/// (`git show fdcd30c:aggregator/src/store/redis/query.rs`): MGETs of 2,048
+/// keys one after another, each chunk's values decoded and merged
+/// (`SeriesSketch::decode` then `merge`, per frame) on the blocking pool
+/// while the next MGET runs. Run on a copy of the data in sketch encoding 1,
+/// as stored then, and on the current data.
+struct QueryBefore {
+    conn: redis::aio::MultiplexedConnection,
+    minutes: Vec<u64>,
+    encoding_1_series: Vec<SeriesKey>,
+}
+
+impl QueryBefore {
+    fn seed(
+        rt: &tokio::runtime::Runtime,
+        redis: &RedisNode,
+        series: &[SeriesKey],
+        query: &StoreQuery,
+    ) -> QueryBefore {
+        let first = query.from_unix_secs - query.from_unix_secs % 60;
+        let minutes: Vec<u64> = (first..query.to_unix_secs).step_by(60).collect();
+        let client = redis::Client::open(redis.url()).unwrap();
+        let mut conn = rt
+            .block_on(client.get_multiplexed_async_connection())
+            .unwrap();
+        let encoding_1_series: Vec<SeriesKey> = series
+            .iter()
+            .map(|s| SeriesKey {
+                tenant: "bench-tenant-encoding-1".into(),
+                ..s.clone()
+            })
+            .collect();
+        rt.block_on(async {
+            for (current, old) in series.iter().zip(&encoding_1_series) {
+                let keys: Vec<String> = minutes
+                    .iter()
+                    .map(|m| window_key(current, Resolution::Minute, *m))
+                    .collect();
+                let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                let mut pipe = redis::pipe();
+                for (minute, value) in minutes.iter().zip(values) {
+                    let value = value.expect("every minute seeded");
+                    pipe.cmd("SET")
+                        .arg(window_key(old, Resolution::Minute, *minute))
+                        .arg(encoding_1_value(&value))
+                        .ignore();
+                }
+                let _: () = pipe.query_async(&mut conn).await.unwrap();
+            }
+        });
+        QueryBefore {
+            conn,
+            minutes,
+            encoding_1_series,
+        }
+    }
+
+    async fn run(&self, series: &[SeriesKey]) -> Vec<(SeriesKey, SeriesSketch)> {
+        let mut conn = self.conn.clone();
+        let windows = self.minutes.len();
+        let mut decoding = Vec::new();
+        for chunk in series.chunks(2_048 / windows) {
+            let keys: Vec<String> = chunk
+                .iter()
+                .flat_map(|s| {
+                    self.minutes
+                        .iter()
+                        .map(move |m| window_key(s, Resolution::Minute, *m))
+                })
+                .collect();
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(&keys)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let chunk = chunk.to_vec();
+            decoding.push(tokio::task::spawn_blocking(move || {
+                let mut out = Vec::with_capacity(chunk.len());
+                for (key, values) in chunk.into_iter().zip(values.chunks(windows)) {
+                    let mut merged: Option<SeriesSketch> = None;
+                    for value in values.iter().flatten() {
+                        for frame in split_frames(value).unwrap() {
+                            let sketch = SeriesSketch::decode(frame).unwrap();
+                            match &mut merged {
+                                None => merged = Some(sketch),
+                                Some(acc) => acc.merge(&sketch).unwrap(),
+                            }
+                        }
+                    }
+                    out.extend(merged.map(|m| (key, m)));
+                }
+                out
+            }));
+        }
+        let mut out = Vec::with_capacity(series.len());
+        for handle in decoding {
+            out.extend(handle.await.unwrap());
+        }
+        assert_eq!(out.len(), series.len());
+        out
+    }
+}
+
+/// A window value with every frame re-encoded in sketch encoding 1.
+fn encoding_1_value(value: &[u8]) -> Vec<u8> {
+    let frames = split_frames(value).unwrap();
+    let mut out = value[..5].to_vec();
+    for frame in frames {
+        let old = SeriesSketch::decode(frame)
+            .unwrap()
+            .encode_version(1)
+            .unwrap();
+        out.extend_from_slice(&(old.len() as u32).to_be_bytes());
+        out.extend_from_slice(&old);
+    }
+    out
 }
 
 /// The 5-minute query taken apart, measured in the same run: the MGETs alone
@@ -397,7 +545,7 @@ fn memory_report(redis: &RedisNode, tmp: &std::path::Path) {
     // Only minute keys: recent minutes whose hour keys already exist (same hour
     // windows), so the delta is the minute keys plus the hour frames they add.
     let hour_keys_before = redis.cli(&["EVAL", "return #redis.call('KEYS','*:h:*')", "0"]);
-    seed_recent(&rt, &store, &series, 60);
+    seed_recent(&rt, &store, &series, 60, now_secs());
     let after_minutes = used();
     let hour_keys_after = redis.cli(&["EVAL", "return #redis.call('KEYS','*:h:*')", "0"]);
     let minute_keys: f64 = redis

@@ -7,6 +7,8 @@ use super::SketchError;
 #[derive(Default)]
 pub(crate) struct Writer {
     pub(crate) buf: Vec<u8>,
+    /// Writing encoding 1, which has no sparse bucket stores.
+    pub(crate) dense_only: bool,
 }
 
 impl Writer {
@@ -44,9 +46,18 @@ impl Writer {
     }
 }
 
+/// Bytes `varint(v)` writes.
+pub(crate) fn varint_len(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+#[derive(Clone)]
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Encoding version of the input (see `ENCODING_VERSION`), for layouts
+    /// that only exist from some version on.
+    pub(crate) version: u8,
 }
 
 pub(crate) fn corrupt(what: impl Into<String>) -> SketchError {
@@ -55,7 +66,11 @@ pub(crate) fn corrupt(what: impl Into<String>) -> SketchError {
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(input: &'a [u8]) -> Self {
-        Reader { input, pos: 0 }
+        Reader {
+            input,
+            pos: 0,
+            version: super::ENCODING_VERSION,
+        }
     }
 
     pub(crate) fn remaining(&self) -> usize {
@@ -118,6 +133,12 @@ impl<'a> Reader<'a> {
     /// rejecting lengths the remaining input cannot hold bounds allocations.
     pub(crate) fn len(&mut self, min_item_bytes: usize) -> Result<usize, SketchError> {
         let len = self.varint()?;
+        self.fits(len, min_item_bytes)
+    }
+
+    /// `len` as a length of items of at least `min_item_bytes` each, if the
+    /// remaining input can hold them (see [`Self::len`]).
+    pub(crate) fn fits(&self, len: u64, min_item_bytes: usize) -> Result<usize, SketchError> {
         let max = (self.remaining() / min_item_bytes.max(1)) as u64;
         if len > max {
             return Err(corrupt(format!(

@@ -130,6 +130,25 @@ proptest! {
     }
 
     #[test]
+    fn encoding_1_frames_read_and_merge_like_current_ones(
+        start in proptest::collection::vec(point_strategy(), 0..80),
+        frames in frames_strategy(),
+    ) {
+        let start = sketch_of(&start);
+        let (mut from_old, mut from_new) = (start.clone(), start.clone());
+        for frame in &frames {
+            let sketch = SeriesSketch::decode(frame).unwrap();
+            let old = sketch.encode_version(1).unwrap();
+            prop_assert_eq!(old[0], 1);
+            prop_assert!(old.len() >= frame.len(), "encoding 2 is never larger");
+            prop_assert_eq!(&SeriesSketch::decode(&old).unwrap(), &sketch);
+            from_old.merge_encoded(&old).unwrap();
+            from_new.merge_encoded(frame).unwrap();
+        }
+        prop_assert_eq!(from_old.encode(), from_new.encode());
+    }
+
+    #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut merged = sketch_of(&[plain(Field::TtftSeconds, Value::Sample(1.0))]);
         prop_assert_eq!(
@@ -143,8 +162,12 @@ proptest! {
 /// them in the bucket of 1.0 (counts past u32::MAX cannot be recorded in a
 /// test's time).
 fn ttft_frame(count: u64, bucket: u64) -> Vec<u8> {
+    ttft_frame_version(ENCODING_VERSION, count, bucket)
+}
+
+fn ttft_frame_version(version: u8, count: u64, bucket: u64) -> Vec<u8> {
     let mut w = Writer::default();
-    w.u8(ENCODING_VERSION);
+    w.u8(version);
     w.varint(0);
     w.varint(1);
     w.str(Field::TtftSeconds.as_str());
@@ -231,4 +254,30 @@ fn a_type_conflict_keeps_the_lower_tag_and_counts_the_other_side() {
         assert_eq!(merged.counter_sum(Field::Requests), Some(7.0));
         assert_eq!(merged.rejected_points(), 1);
     }
+}
+
+#[test]
+fn a_hand_written_encoding_1_frame_still_reads() {
+    let old = ttft_frame_version(1, 7, 7);
+    let sketch = SeriesSketch::decode(&old).unwrap();
+    assert_eq!(sketch.summary(Field::TtftSeconds).unwrap().count, 7);
+    assert_eq!(sketch.encode_version(1).unwrap(), old);
+    let mut merged = SeriesSketch::default();
+    merged.merge_encoded(&old).unwrap();
+    assert_eq!(merged, sketch);
+}
+
+#[test]
+fn only_decoded_versions_can_be_written() {
+    let sketch = sketch_of(&[plain(Field::TtftSeconds, Value::Sample(1.0))]);
+    for version in [0, ENCODING_VERSION + 1] {
+        assert_eq!(
+            sketch.encode_version(version),
+            Err(SketchError::UnsupportedVersion(version))
+        );
+    }
+    assert_eq!(
+        sketch.encode_version(ENCODING_VERSION).unwrap(),
+        sketch.encode()
+    );
 }

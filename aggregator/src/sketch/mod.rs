@@ -16,6 +16,7 @@
 //! fixed seed so partial sketches from replicas and clusters combine. The
 //! measurements behind these choices are in `docs/benchmarks/sketch.md`.
 
+mod bucket_codec;
 mod codec;
 pub mod frequency;
 pub mod histogram;
@@ -44,7 +45,13 @@ pub use window::{HOUR_SECS, MINUTE_SECS, Resolution, Window, roll_up};
 
 /// First byte of every encoded [`SeriesSketch`]. Bump on any change to the
 /// layout, the hash seed or a sketch's parameters.
-pub const ENCODING_VERSION: u8 = 1;
+///
+/// 2: quantile bucket stores may be sparse (see `quantile.rs`), which
+/// halves a minute window's bytes; everything else is as in 1.
+pub const ENCODING_VERSION: u8 = 2;
+/// The oldest encoding still decoded (windows, log entries and frames
+/// written before an upgrade).
+pub const OLDEST_DECODED_VERSION: u8 = 1;
 
 /// Points stamped further ahead than this, or older than
 /// [`MAX_POINT_AGE_SECS`], or with no time at all (0), are filed under the
@@ -402,36 +409,88 @@ impl SeriesSketch {
     /// decoded sketch for fields `self` already holds: their quantile buckets
     /// are added as they are read (queries merge thousands of frames). Same
     /// result, same validation; on error `self` is partly merged and must be
-    /// discarded.
+    /// discarded. Bucket arrays grow with spare capacity here: call
+    /// [`Self::shrink_to_fit`] before keeping the result long.
     pub fn merge_encoded(&mut self, bytes: &[u8]) -> Result<(), SketchError> {
         let mut r = Reader::new(bytes);
         let (rejected_points, count) = decode_header(&mut r)?;
         self.rejected_points = self.rejected_points.saturating_add(rejected_points);
-        let mut previous: Option<FieldKey> = None;
+        // The slot in `self.fields` of the field read last. Encoded fields
+        // are in ascending order, so each one's slot must come after it,
+        // and is most likely the very next one (a series' frames share
+        // fields): that one is checked first, without decoding the key.
+        let mut previous: Option<usize> = None;
         for _ in 0..count {
-            let key = decode_field_key(&mut r)?;
-            if previous.as_ref().is_some_and(|p| *p >= key) {
-                return Err(corrupt("fields not in strictly ascending order"));
-            }
-            match self.slot(&key) {
+            let next = previous.map_or(0, |at| at + 1);
+            let at = if self.next_field_matches(&mut r, next) {
+                Ok(next)
+            } else {
+                let key = decode_field_key(&mut r)?;
+                match self.slot(&key) {
+                    Ok(at) | Err(at) if at < next => {
+                        return Err(corrupt("fields not in strictly ascending order"));
+                    }
+                    Ok(at) => Ok(at),
+                    Err(at) => Err((at, key)),
+                }
+            };
+            previous = Some(match at {
                 Ok(at) => {
                     if let Some(theirs) = self.fields[at].1.merge_encoded(&mut r)? {
                         self.resolve_type_conflict(at, &theirs);
                     }
+                    at
                 }
-                Err(at) => {
+                Err((at, key)) => {
                     let theirs = FieldSketch::decode(&mut r)?;
-                    self.fields.insert(at, (key.clone(), theirs));
+                    self.fields.insert(at, (key, theirs));
+                    at
                 }
-            }
-            previous = Some(key);
+            });
         }
         r.finish()
     }
 
+    /// Whether the next encoded field key is that of `self.fields[at]`, a
+    /// plain (dimensionless) field; consumes the key only if so.
+    fn next_field_matches(&self, r: &mut Reader<'_>, at: usize) -> bool {
+        let Some((key, _)) = self.fields.get(at) else {
+            return false;
+        };
+        if !key.dims.is_empty() {
+            return false;
+        }
+        let mut peek = r.clone();
+        let matches = peek
+            .bytes()
+            .is_ok_and(|name| name == key.field.as_str().as_bytes())
+            && peek.varint() == Ok(0);
+        if matches {
+            *r = peek;
+        }
+        matches
+    }
+
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.u8(ENCODING_VERSION);
+        self.encode_as(ENCODING_VERSION)
+    }
+
+    /// The encoding in `version`: [`ENCODING_VERSION`] or an older one that
+    /// is still decoded, for readers not upgraded yet (and for tests and
+    /// benches of old data).
+    pub fn encode_version(&self, version: u8) -> Result<Vec<u8>, SketchError> {
+        if !(OLDEST_DECODED_VERSION..=ENCODING_VERSION).contains(&version) {
+            return Err(SketchError::UnsupportedVersion(version));
+        }
+        Ok(self.encode_as(version))
+    }
+
+    fn encode_as(&self, version: u8) -> Vec<u8> {
+        let mut w = Writer {
+            dense_only: version < 2,
+            ..Writer::default()
+        };
+        w.u8(version);
         w.varint(self.rejected_points);
         w.varint(self.fields.len() as u64);
         for (key, sketch) in &self.fields {
@@ -557,9 +616,10 @@ fn dims_heap_bytes(key: &FieldKey) -> usize {
 /// Version check, rejected points and field count of an encoded series.
 fn decode_header(r: &mut Reader<'_>) -> Result<(u64, usize), SketchError> {
     let version = r.u8().map_err(|_| corrupt("empty input"))?;
-    if version != ENCODING_VERSION {
+    if !(OLDEST_DECODED_VERSION..=ENCODING_VERSION).contains(&version) {
         return Err(SketchError::UnsupportedVersion(version));
     }
+    r.version = version;
     let rejected_points = r.varint()?;
     let count = r.len(3)?;
     Ok((rejected_points, count))

@@ -6,6 +6,7 @@
 //! see `docs/benchmarks/sketch.md`.
 
 use super::SketchError;
+use super::bucket_codec::{self, StoreHeader};
 use super::codec::{Reader, Writer, corrupt};
 
 /// Guaranteed relative error of every returned quantile (before clamping to
@@ -33,19 +34,35 @@ fn ln_gamma() -> f64 {
 /// to u64 only once the sketch holds more than `u32::MAX` samples, so a
 /// bucket count can never overflow its width.
 pub(crate) trait Count: Copy + Default + PartialEq + std::fmt::Debug + Into<u64> {
+    const MAX: u64;
     fn plus(self, count: u64) -> Self;
 }
 
 impl Count for u32 {
+    const MAX: u64 = u32::MAX as u64;
+
     fn plus(self, count: u64) -> Self {
         u32::try_from(u64::from(self).saturating_add(count)).unwrap_or(u32::MAX)
     }
 }
 
 impl Count for u64 {
+    const MAX: u64 = u64::MAX;
+
     fn plus(self, count: u64) -> Self {
         self.saturating_add(count)
     }
+}
+
+/// How a bucket store grows to cover a wider range.
+#[derive(Clone, Copy)]
+enum Growth {
+    /// To the new range exactly: long-lived sketches (the embedded store's
+    /// windows) stay as small as they can be.
+    Exact,
+    /// With spare capacity: a query merging many frames into one transient
+    /// accumulator reallocates a handful of times instead of once per frame.
+    Amortized,
 }
 
 /// Contiguous counts for bucket indexes `offset..offset+counts.len()`.
@@ -114,7 +131,7 @@ impl<T: Count> BucketStore<T> {
             return;
         }
         // Grow once to the union range, then add slot by slot.
-        self.cover(other.offset, other.counts.len());
+        self.cover(other.offset, other.counts.len(), Growth::Exact);
         let start = (other.offset - self.offset) as usize;
         for (slot, count) in self.counts[start..].iter_mut().zip(&other.counts) {
             *slot = slot.plus((*count).into());
@@ -131,17 +148,13 @@ impl<T: Count> BucketStore<T> {
     }
 
     fn encode(&self, w: &mut Writer) {
-        w.zigzag(i64::from(self.offset));
-        w.varint(self.counts.len() as u64);
-        for &count in &self.counts {
-            w.varint(count.into());
-        }
+        bucket_codec::encode(w, self.offset, &self.counts);
     }
 
-    /// The `(offset, len)` header of an encoded store, validated.
-    fn decode_range(r: &mut Reader<'_>) -> Result<(i32, usize), SketchError> {
-        let offset = r.zigzag()?;
-        let len = r.len(1)?;
+    /// The header of an encoded store, validated.
+    fn decode_header(r: &mut Reader<'_>) -> Result<(i32, StoreHeader), SketchError> {
+        let header = StoreHeader::decode(r)?;
+        let (offset, len) = (header.offset, header.len);
         if len > MAX_BUCKETS {
             return Err(corrupt(format!(
                 "{len} quantile buckets exceed {MAX_BUCKETS}"
@@ -150,11 +163,13 @@ impl<T: Count> BucketStore<T> {
         if offset < i64::from(MIN_INDEX) || offset + len as i64 > i64::from(MAX_INDEX) + 1 {
             return Err(corrupt(format!("bucket range {offset}+{len} out of range")));
         }
-        Ok((offset as i32, len))
+        Ok((offset as i32, header))
     }
 
-    /// Grows the store (once) so it covers `offset..offset+len`.
-    fn cover(&mut self, offset: i32, len: usize) {
+    /// Grows the store (once) so it covers `offset..offset+len`: to exactly
+    /// that, or with [`Growth::Amortized`] into spare capacity when there is
+    /// some, reserving more (doubling) when not.
+    fn cover(&mut self, offset: i32, len: usize, growth: Growth) {
         if self.is_empty() {
             self.offset = offset;
             self.counts = vec![T::default(); len];
@@ -162,51 +177,62 @@ impl<T: Count> BucketStore<T> {
         }
         let low = self.offset.min(offset);
         let high = (self.offset + self.counts.len() as i32).max(offset + len as i32);
-        if low < self.offset || high > self.offset + self.counts.len() as i32 {
-            let mut grown = vec![T::default(); (high - low) as usize];
-            let start = (self.offset - low) as usize;
-            grown[start..start + self.counts.len()].copy_from_slice(&self.counts);
-            self.counts = grown;
-            self.offset = low;
+        let front = (self.offset - low) as usize;
+        let back = (high - low) as usize - front - self.counts.len();
+        if front + back == 0 {
+            return;
         }
+        match growth {
+            Growth::Exact => {
+                let mut grown = vec![T::default(); (high - low) as usize];
+                grown[front..front + self.counts.len()].copy_from_slice(&self.counts);
+                self.counts = grown;
+            }
+            Growth::Amortized => {
+                self.counts.reserve(front + back);
+                self.counts
+                    .splice(0..0, std::iter::repeat_n(T::default(), front));
+                self.counts.resize(self.counts.len() + back, T::default());
+            }
+        }
+        self.offset = low;
     }
 
     /// Adds an encoded store's counts into this one, exactly as decoding it
-    /// (at the width `max_count` implies) and merging would; returns the sum
-    /// of the counts read. On error `self` is partly merged.
+    /// (at the width whose largest count is `max_count`) and merging would;
+    /// returns the sum of the counts read. On error `self` is partly merged.
     fn merge_encoded(&mut self, r: &mut Reader<'_>, max_count: u64) -> Result<u64, SketchError> {
-        let (offset, len) = Self::decode_range(r)?;
-        if len == 0 {
+        let (offset, header) = Self::decode_header(r)?;
+        if header.len == 0 {
             return Ok(0);
         }
-        self.cover(offset, len);
-        let start = (offset - self.offset) as usize;
+        self.cover(offset, header.len, Growth::Amortized);
+        let counts = &mut self.counts[(offset - self.offset) as usize..][..header.len];
         let mut total = 0u64;
-        for slot in &mut self.counts[start..start + len] {
-            let count = r.varint()?;
+        header.read_counts(r, |slot, count| {
             if count > max_count {
                 return Err(corrupt("bucket count exceeds the sketch's sample count"));
             }
             total = total
                 .checked_add(count)
                 .ok_or_else(|| corrupt("quantile bucket counts overflow"))?;
-            *slot = slot.plus(count);
-        }
+            counts[slot] = counts[slot].plus(count);
+            Ok(())
+        })?;
         self.collapse_low();
         Ok(total)
     }
 
     fn decode(r: &mut Reader<'_>) -> Result<Self, SketchError> {
-        let (offset, len) = Self::decode_range(r)?;
-        let mut counts = Vec::with_capacity(len);
-        for _ in 0..len {
-            let count = r.varint()?;
-            let narrowed = T::default().plus(count);
-            if narrowed.into() != count {
+        let (offset, header) = Self::decode_header(r)?;
+        let mut counts = vec![T::default(); header.len];
+        header.read_counts(r, |slot, count| {
+            if count > T::MAX {
                 return Err(corrupt("bucket count exceeds the sketch's sample count"));
             }
-            counts.push(narrowed);
-        }
+            counts[slot] = T::default().plus(count);
+            Ok(())
+        })?;
         Ok(BucketStore { offset, counts })
     }
 

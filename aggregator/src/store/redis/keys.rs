@@ -78,12 +78,18 @@ pub fn window_len(resolution: Resolution) -> u64 {
 }
 
 pub fn window_key(key: &SeriesKey, resolution: Resolution, start_unix_secs: u64) -> String {
+    format!("{}{start_unix_secs}", window_key_prefix(key, resolution))
+}
+
+/// A series' window keys up to the window start (queries build thousands
+/// of keys from a few prefixes).
+pub fn window_key_prefix(key: &SeriesKey, resolution: Resolution) -> String {
     let tag = match resolution {
         Resolution::Minute => 'm',
         Resolution::Hour => 'h',
     };
     format!(
-        "{}:{tag}:{}:{}:{}:{start_unix_secs}",
+        "{}:{tag}:{}:{}:{}:",
         tenant_prefix(&key.tenant),
         key.kind.as_str(),
         escape(&key.cluster),
