@@ -91,14 +91,19 @@ pub async fn run(
         series.sort();
         // Every chunk's MGET is sent at once (pipelined on the connection), so
         // Redis builds the next reply while earlier ones are parsed and
-        // merged on the other cores.
-        // A JoinSet aborts what is still running when the query returns early
-        // (an error) or is dropped (the client went away).
+        // merged on the other cores. The JoinSet aborts what is still running
+        // when the query returns early (an error) or is dropped (the client
+        // went away).
         let per_chunk = (MGET_CHUNK / plan.len()).max(1);
         let mut chunks = tokio::task::JoinSet::new();
-        for (index, chunk) in series.chunks(per_chunk).enumerate() {
-            let mget = mget_windows(chunk, &plan);
-            let (mut conn, chunk, windows) = (conn.clone(), chunk.to_vec(), plan.len());
+        let mut series = series.into_iter().peekable();
+        for index in 0.. {
+            if series.peek().is_none() {
+                break;
+            }
+            let chunk: Vec<SeriesKey> = series.by_ref().take(per_chunk).collect();
+            let mget = mget_windows(&chunk, &plan);
+            let (mut conn, windows) = (conn.clone(), plan.len());
             chunks.spawn(async move {
                 let values: Vec<Option<Vec<u8>>> =
                     mget.query_async(&mut conn).await.map_err(unavailable)?;
@@ -126,9 +131,18 @@ pub async fn run(
 fn mget_windows(series: &[SeriesKey], plan: &[(Resolution, u64)]) -> redis::Cmd {
     let mut mget = redis::cmd("MGET");
     let mut key = String::new();
+    let reads = |resolution| plan.iter().any(|(r, _)| *r == resolution);
+    let (minutes, hours) = (reads(Resolution::Minute), reads(Resolution::Hour));
     for s in series {
-        let minute = keys::window_key_prefix(s, Resolution::Minute);
-        let hour = keys::window_key_prefix(s, Resolution::Hour);
+        let prefix = |wanted: bool, resolution| {
+            if wanted {
+                keys::window_key_prefix(s, resolution)
+            } else {
+                String::new()
+            }
+        };
+        let minute = prefix(minutes, Resolution::Minute);
+        let hour = prefix(hours, Resolution::Hour);
         for (resolution, start) in plan {
             key.clear();
             key.push_str(match resolution {
