@@ -766,8 +766,23 @@ fn timings(c: &mut Criterion) {
     let bytes = lifecycle.encode();
     let mut group = c.benchmark_group("series_codec_lifecycle_minute");
     group.bench_function("encode", |b| b.iter(|| black_box(lifecycle.encode())));
+    group.bench_function("encode as encoding 1 (dense buckets)", |b| {
+        b.iter(|| black_box(lifecycle.encode_version(1).unwrap()))
+    });
     group.bench_function("decode", |b| {
         b.iter(|| black_box(SeriesSketch::decode(&bytes).unwrap()))
+    });
+    // What a query does per frame: into an accumulator holding the same fields.
+    let mut accumulator = lifecycle.clone();
+    group.bench_function("decode then merge", |b| {
+        b.iter(|| {
+            accumulator
+                .merge(&SeriesSketch::decode(&bytes).unwrap())
+                .unwrap()
+        })
+    });
+    group.bench_function("merge_encoded", |b| {
+        b.iter(|| accumulator.merge_encoded(&bytes).unwrap())
     });
     group.finish();
 }

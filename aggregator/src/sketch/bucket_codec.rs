@@ -104,10 +104,22 @@ impl StoreHeader {
     }
 }
 
-/// Writes a store in its smaller form.
+/// Writes a store in its smaller form (dense only for encoding 1).
 pub(crate) fn encode<T: Copy + Into<u64>>(w: &mut Writer, offset: i32, counts: &[T]) {
     w.zigzag(i64::from(offset));
     let len = counts.len() as u64;
+    if !w.dense_only && sparse_is_smaller(counts) {
+        encode_sparse(w, counts);
+        return;
+    }
+    w.buf.reserve(counts.len() + 2);
+    w.varint(len);
+    for &count in counts {
+        w.varint(count.into());
+    }
+}
+
+fn sparse_is_smaller<T: Copy + Into<u64>>(counts: &[T]) -> bool {
     let (mut dense, mut sparse, mut entries, mut gap) = (0usize, 0usize, 0u64, 0u64);
     for &count in counts {
         let count: u64 = count.into();
@@ -120,16 +132,15 @@ pub(crate) fn encode<T: Copy + Into<u64>>(w: &mut Writer, offset: i32, counts: &
             gap = 0;
         }
     }
-    let sparse_total = varint_len(len | SPARSE) + varint_len(entries) + sparse;
-    if w.dense_only || sparse_total >= varint_len(len) + dense {
-        w.varint(len);
-        for &count in counts {
-            w.varint(count.into());
-        }
-        return;
-    }
-    w.varint(len | SPARSE);
-    w.varint(entries);
+    let len = counts.len() as u64;
+    varint_len(len | SPARSE) + varint_len(entries) + sparse < varint_len(len) + dense
+}
+
+fn encode_sparse<T: Copy + Into<u64>>(w: &mut Writer, counts: &[T]) {
+    let entries = counts.iter().filter(|c| (**c).into() != 0).count();
+    w.buf.reserve(entries + 4);
+    w.varint(counts.len() as u64 | SPARSE);
+    w.varint(entries as u64);
     let mut gap = 0u64;
     for &count in counts {
         let count: u64 = count.into();

@@ -12,10 +12,12 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
+    #[inline]
     pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
 
+    #[inline]
     pub(crate) fn varint(&mut self, mut v: u64) {
         while v >= 0x80 {
             self.buf.push((v as u8) | 0x80);
@@ -24,10 +26,12 @@ impl Writer {
         self.buf.push(v as u8);
     }
 
+    #[inline]
     pub(crate) fn zigzag(&mut self, v: i64) {
         self.varint(((v << 1) ^ (v >> 63)) as u64);
     }
 
+    #[inline]
     pub(crate) fn f64(&mut self, v: f64) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }
@@ -47,8 +51,13 @@ impl Writer {
 }
 
 /// Bytes `varint(v)` writes.
+#[inline]
 pub(crate) fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+    if v < 0x80 {
+        1
+    } else {
+        (64 - v.leading_zeros() as usize).div_ceil(7)
+    }
 }
 
 #[derive(Clone)]
@@ -73,6 +82,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.input.len() - self.pos
     }
@@ -85,6 +95,7 @@ impl<'a> Reader<'a> {
         }
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, SketchError> {
         let byte = *self
             .input
@@ -124,6 +135,7 @@ impl<'a> Reader<'a> {
         Err(corrupt("varint longer than 10 bytes"))
     }
 
+    #[inline]
     pub(crate) fn zigzag(&mut self) -> Result<i64, SketchError> {
         let v = self.varint()?;
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
@@ -131,6 +143,7 @@ impl<'a> Reader<'a> {
 
     /// A length that prefixes `len` items of at least `min_item_bytes` each;
     /// rejecting lengths the remaining input cannot hold bounds allocations.
+    #[inline]
     pub(crate) fn len(&mut self, min_item_bytes: usize) -> Result<usize, SketchError> {
         let len = self.varint()?;
         self.fits(len, min_item_bytes)
@@ -138,6 +151,7 @@ impl<'a> Reader<'a> {
 
     /// `len` as a length of items of at least `min_item_bytes` each, if the
     /// remaining input can hold them (see [`Self::len`]).
+    #[inline]
     pub(crate) fn fits(&self, len: u64, min_item_bytes: usize) -> Result<usize, SketchError> {
         let max = (self.remaining() / min_item_bytes.max(1)) as u64;
         if len > max {
@@ -149,6 +163,7 @@ impl<'a> Reader<'a> {
         Ok(len as usize)
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], SketchError> {
         if n > self.remaining() {
             return Err(corrupt("unexpected end of input"));
@@ -158,6 +173,7 @@ impl<'a> Reader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     pub(crate) fn f64(&mut self) -> Result<f64, SketchError> {
         let mut raw = [0u8; 8];
         raw.copy_from_slice(self.take(8)?);
