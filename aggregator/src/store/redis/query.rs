@@ -65,6 +65,7 @@ pub async fn run(
     if plan.is_empty() {
         return Ok(Vec::new());
     }
+    let plan: std::sync::Arc<[(Resolution, u64)]> = plan.into();
     let tenants: Vec<String> = match &query.tenant {
         Some(tenant) => vec![tenant.clone()],
         None => {
@@ -102,11 +103,15 @@ pub async fn run(
                 break;
             }
             let chunk: Vec<SeriesKey> = series.by_ref().take(per_chunk).collect();
-            let mget = mget_windows(&chunk, &plan);
-            let (mut conn, windows) = (conn.clone(), plan.len());
+            let (mut conn, plan) = (conn.clone(), plan.clone());
             chunks.spawn(async move {
-                let values: Vec<Option<Vec<u8>>> =
-                    mget.query_async(&mut conn).await.map_err(unavailable)?;
+                // Built here, on the workers: the first MGET leaves before
+                // the last one's keys are built.
+                let values: Vec<Option<Vec<u8>>> = mget_windows(&chunk, &plan)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                let windows = plan.len();
                 let merged =
                     tokio::task::spawn_blocking(move || merge_series(chunk, &values, windows))
                         .await
