@@ -80,7 +80,11 @@ pub struct RedisArgs {
     pub redis_client_cert_file: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --redis-client-cert-file.
-    #[arg(long, env = "SIGNAL_AGGREGATOR_REDIS_CLIENT_KEY_FILE", requires = "redis_url")]
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_REDIS_CLIENT_KEY_FILE",
+        requires = "redis_url"
+    )]
     pub redis_client_key_file: Option<PathBuf>,
 }
 
