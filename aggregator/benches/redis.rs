@@ -304,6 +304,54 @@ fn query(c: &mut Criterion, redis: &RedisNode, tmp: &std::path::Path) {
     });
     query_parts(&mut group, &rt, redis, &series, &five_minutes);
     group.finish();
+    // The same three queries again, interleaved: on a shared, noisy machine
+    // their ratios are then measured under the same load.
+    interleaved_medians(
+        "5-minute query, 1,000 series, interleaved",
+        &mut [
+            ("redis store", &mut || {
+                rt.block_on(store.query(&five_minutes)).unwrap();
+            }),
+            ("before (encoding 1 data)", &mut || {
+                rt.block_on(before.run(&before.encoding_1_series));
+            }),
+            ("embedded store", &mut || {
+                rt.block_on(embedded.query(&five_minutes)).unwrap();
+            }),
+        ],
+    );
+}
+
+/// Runs the candidates round-robin and prints each one's median, quartiles
+/// and its ratio to the first candidate.
+fn interleaved_medians(title: &str, candidates: &mut [(&str, &mut dyn FnMut())]) {
+    const ROUNDS: usize = 100;
+    let mut times = vec![Vec::with_capacity(ROUNDS); candidates.len()];
+    for round in 0..ROUNDS + 5 {
+        for ((_, run), times) in candidates.iter_mut().zip(&mut times) {
+            let started = Instant::now();
+            run();
+            if round >= 5 {
+                times.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+    }
+    let quartiles: Vec<[f64; 3]> = times
+        .iter_mut()
+        .map(|t| {
+            t.sort_by(f64::total_cmp);
+            [t[t.len() / 4], t[t.len() / 2], t[3 * t.len() / 4]]
+        })
+        .collect();
+    println!("{title} ({ROUNDS} rounds)");
+    println!("| candidate | median | p25-p75 | vs {} |", candidates[0].0);
+    println!("|---|---|---|---|");
+    for ((name, _), [p25, median, p75]) in candidates.iter().zip(&quartiles) {
+        println!(
+            "| {name} | {median:.2} ms | {p25:.2}-{p75:.2} ms | {:.2} |",
+            median / quartiles[0][1]
+        );
+    }
 }
 
 /// The 5-minute query as the store ran it before it was optimised
