@@ -161,6 +161,79 @@ return 1
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signal::{Field, FieldKey, Point, Value};
+
+    fn sketch(ttft: &[f64], requests: f64) -> SeriesSketch {
+        let mut sketch = SeriesSketch::default();
+        let values = ttft
+            .iter()
+            .map(|v| (Field::TtftSeconds, Value::Sample(*v)))
+            .chain([(Field::Requests, Value::Counter(requests))]);
+        for (field, value) in values {
+            sketch.record(&Point {
+                field: FieldKey::plain(field),
+                time_unix_nano: 1,
+                value,
+            });
+        }
+        sketch
+    }
+
+    fn value_of(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut value = vec![LAYOUT_VERSION];
+        value.extend_from_slice(&(frames.len() as u32).to_be_bytes());
+        for body in frames {
+            value.extend_from_slice(&frame(body));
+        }
+        value
+    }
+
+    #[test]
+    fn a_value_is_the_merge_of_its_frames_in_either_encoding() {
+        let parts = [
+            sketch(&[0.1, 0.2], 2.0),
+            sketch(&[], 1.0),
+            sketch(&[5.0, 0.01, 7.5], 3.0),
+        ];
+        let value = value_of(&[
+            parts[0].encode(),
+            parts[1].encode_version(1).unwrap(),
+            parts[2].encode(),
+        ]);
+        let mut expected = SeriesSketch::default();
+        for part in &parts {
+            expected.merge(part).unwrap();
+        }
+        let merged = merge_value(&value).unwrap();
+        assert_eq!(merged, expected);
+        assert_eq!(merged.summary(Field::TtftSeconds).unwrap().count, 5);
+        assert_eq!(merged.counter_sum(Field::Requests), Some(6.0));
+        // Into a series that already holds fields: a query's accumulator.
+        let mut into = parts[2].clone();
+        merge_value_into(&mut into, &value).unwrap();
+        expected.merge(&parts[2]).unwrap();
+        assert_eq!(into, expected);
+    }
+
+    #[test]
+    fn damaged_frames_and_empty_values_are_corrupt_not_panics() {
+        let good = sketch(&[0.3, 0.4, 9.0], 1.0).encode();
+        let mut wrong_version = good.clone();
+        wrong_version[0] = 99;
+        for bad in [
+            value_of(&[]),
+            value_of(&[b"garbage".to_vec()]),
+            value_of(&[good[..good.len() - 3].to_vec()]),
+            value_of(&[good.clone(), wrong_version]),
+        ] {
+            assert!(matches!(merge_value(&bad), Err(StoreError::Corrupt(_))));
+            let mut into = sketch(&[1.0], 1.0);
+            assert!(matches!(
+                merge_value_into(&mut into, &bad),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+    }
 
     #[test]
     fn frames_are_split_and_counted() {
