@@ -304,16 +304,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ),
     ] {
         if narrowed {
-            println!("WARNING: {what}: listening on loopback only");
+            announce(&format!("WARNING: {what}: listening on loopback only"));
         }
     }
-    println!(
+    announce(&format!(
         "signal-aggregator ready ({description}, retention {retention})\n  \
          send OTLP to   grpc://{grpc_addr}  or  http://{http_addr}/v1/metrics, http://{http_addr}/v1/traces\n  \
          query at       http://{api_addr}/v1/tenants/<tenant>/signals/RequestLifecycle?window=5m\n  \
          API reference  http://{api_addr}/openapi.json   metrics  http://{api_addr}/metrics",
         retention = config.retention,
-    );
+    ));
 
     let first_exit = tokio::select! {
         signal = shutdown_signal() => {
@@ -433,4 +433,12 @@ mod tests {
         assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
+}
+
+/// Prints a line for the person who started the aggregator. Whoever reads
+/// stdout may have gone (`| head`, a supervisor closing the pipe): that must
+/// not stop the service, so write errors are ignored (`println!` panics).
+fn announce(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }

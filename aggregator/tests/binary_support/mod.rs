@@ -49,14 +49,17 @@ pub fn spawn(mut command: Command) -> (Running, ChildStdout) {
 }
 
 /// Stdout lines up to and including the first one `last` accepts; panics with
-/// what was printed when the binary exits first.
+/// what was printed when the binary exits first. The rest of stdout is drained
+/// in the background: a closed pipe would fail the binary's later prints.
 pub fn lines_until(stdout: ChildStdout, last: impl Fn(&str) -> bool) -> Vec<String> {
+    let mut reader = BufReader::new(stdout).lines();
     let mut lines = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    for line in reader.by_ref() {
         let line = line.unwrap();
         let done = last(&line);
         lines.push(line);
         if done {
+            std::thread::spawn(move || reader.for_each(drop));
             return lines;
         }
     }
