@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use signal_aggregator::signal::{Field, FieldKey, HistogramDelta, Point, Value};
+use signal_aggregator::sketch::frequency::HEAVY_HITTER_CAPACITY;
 use signal_aggregator::sketch::quantile::RELATIVE_ACCURACY;
 use signal_aggregator::sketch::{PrefixSketch, QuantileSketch, SeriesSketch};
 
@@ -57,6 +58,18 @@ fn sketch_of(points: &[Point]) -> SeriesSketch {
 }
 
 /// Equality up to float summation order (sums of non-integer samples).
+/// HyperLogLog registers and totals merge exactly. The heavy-hitter list is
+/// exact only while it holds every hash: past its capacity, summaries merged
+/// in another order may keep a different hash among those near the cut (the
+/// guarantees there are tested in `sketch_accuracy.rs`).
+fn assert_prefix_equivalent(a: &PrefixSketch, b: &PrefixSketch) {
+    assert_eq!(a.hll(), b.hll());
+    assert_eq!(a.total(), b.total());
+    if b.top(usize::MAX).len() < HEAVY_HITTER_CAPACITY {
+        assert_eq!(a, b);
+    }
+}
+
 fn assert_equivalent(a: &SeriesSketch, b: &SeriesSketch) {
     let fa: Vec<_> = a.fields().collect();
     let fb: Vec<_> = b.fields().collect();
@@ -75,7 +88,10 @@ fn assert_equivalent(a: &SeriesSketch, b: &SeriesSketch) {
                         <= 1e-6 * (1.0 + da.samples.sum().abs())
                 );
             }
-            _ => assert_eq!(sa, sb),
+            _ => match (sa.as_prefix(), sb.as_prefix()) {
+                (Some(pa), Some(pb)) => assert_prefix_equivalent(pa, pb),
+                _ => assert_eq!(sa, sb),
+            },
         }
     }
     assert_eq!(a.rejected_points(), b.rejected_points());
