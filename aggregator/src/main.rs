@@ -420,6 +420,14 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
+/// Prints a line for the person who started the aggregator. Whoever reads
+/// stdout may have gone (`| head`, a supervisor closing the pipe): that must
+/// not stop the service, so write errors are ignored (`println!` panics).
+fn announce(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::redact_url;
@@ -433,12 +441,4 @@ mod tests {
         assert_eq!(redact_url("rediss://:pw@h"), "rediss://:***@h");
         assert_eq!(redact_url("redis://h:6379"), "redis://h:6379");
     }
-}
-
-/// Prints a line for the person who started the aggregator. Whoever reads
-/// stdout may have gone (`| head`, a supervisor closing the pipe): that must
-/// not stop the service, so write errors are ignored (`println!` panics).
-fn announce(text: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stdout().lock(), "{text}");
 }
