@@ -281,6 +281,34 @@ async fn read(
     }
 }
 
+impl FakeApiServer {
+    /// What a Secret create or replace checks before acting: the request is
+    /// recorded and checked as a write, and its body must be a valid Secret
+    /// for `namespace`.
+    fn secret_write(
+        &self,
+        method: Method,
+        namespace: &str,
+        uri: &Uri,
+        query: HashMap<String, String>,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Value, Response> {
+        let query = clean_query(query);
+        let content_type = content_type(headers);
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        self.record_request(&method, uri, &query, content_type.clone(), parsed.clone());
+        self.check_write_request(&query, &content_type);
+        let Some(secret) = parsed else {
+            return Err(self.violation("body is not JSON".into()));
+        };
+        match self.invalid_secret(namespace, &secret) {
+            Some(refused) => Err(refused),
+            None => Ok(secret),
+        }
+    }
+}
+
 async fn create(
     State(server): State<FakeApiServer>,
     Path(namespace): Path<String>,
@@ -289,23 +317,11 @@ async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query = clean_query(query);
-    let content_type = content_type(&headers);
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    server.record_request(
-        &Method::POST,
-        &uri,
-        &query,
-        content_type.clone(),
-        parsed.clone(),
-    );
-    server.check_write_request(&query, &content_type);
-    let Some(mut secret) = parsed else {
-        return server.violation("body is not JSON".into());
-    };
-    if let Some(refused) = server.invalid_secret(&namespace, &secret) {
-        return refused;
-    }
+    let mut secret =
+        match server.secret_write(Method::POST, &namespace, &uri, query, &headers, &body) {
+            Ok(secret) => secret,
+            Err(refused) => return refused,
+        };
     if secret["metadata"]["resourceVersion"]
         .as_str()
         .is_some_and(|v| !v.is_empty())
@@ -358,23 +374,11 @@ async fn replace(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let query = clean_query(query);
-    let content_type = content_type(&headers);
-    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    server.record_request(
-        &Method::PUT,
-        &uri,
-        &query,
-        content_type.clone(),
-        parsed.clone(),
-    );
-    server.check_write_request(&query, &content_type);
-    let Some(mut secret) = parsed else {
-        return server.violation("body is not JSON".into());
-    };
-    if let Some(refused) = server.invalid_secret(&namespace, &secret) {
-        return refused;
-    }
+    let mut secret =
+        match server.secret_write(Method::PUT, &namespace, &uri, query, &headers, &body) {
+            Ok(secret) => secret,
+            Err(refused) => return refused,
+        };
     if secret["metadata"]["name"] != json!(name) {
         return server.violation("metadata.name does not match the path".into());
     }
