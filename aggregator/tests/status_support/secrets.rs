@@ -293,17 +293,17 @@ impl FakeApiServer {
         query: HashMap<String, String>,
         headers: &HeaderMap,
         body: &Bytes,
-    ) -> Result<Value, Response> {
+    ) -> Result<Value, Box<Response>> {
         let query = clean_query(query);
         let content_type = content_type(headers);
         let parsed: Option<Value> = serde_json::from_slice(body).ok();
         self.record_request(&method, uri, &query, content_type.clone(), parsed.clone());
         self.check_write_request(&query, &content_type);
         let Some(secret) = parsed else {
-            return Err(self.violation("body is not JSON".into()));
+            return Err(Box::new(self.violation("body is not JSON".into())));
         };
         match self.invalid_secret(namespace, &secret) {
-            Some(refused) => Err(refused),
+            Some(refused) => Err(Box::new(refused)),
             None => Ok(secret),
         }
     }
@@ -320,7 +320,7 @@ async fn create(
     let mut secret =
         match server.secret_write(Method::POST, &namespace, &uri, query, &headers, &body) {
             Ok(secret) => secret,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
     if secret["metadata"]["resourceVersion"]
         .as_str()
@@ -377,7 +377,7 @@ async fn replace(
     let mut secret =
         match server.secret_write(Method::PUT, &namespace, &uri, query, &headers, &body) {
             Ok(secret) => secret,
-            Err(refused) => return refused,
+            Err(refused) => return *refused,
         };
     if secret["metadata"]["name"] != json!(name) {
         return server.violation("metadata.name does not match the path".into());
