@@ -27,10 +27,10 @@ use signal_aggregator::ingest::{self, IngestConfig};
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::serve::Clock;
-use signal_aggregator::status::{Activity, StatusArgs, StatusWriter, WriterConfig, track_activity};
+use signal_aggregator::status::{Activity, StatusWriter, track_activity};
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
 use signal_aggregator::telemetry::SelfMetrics;
-use status_support::{FakeApiServer, IC, RecordedPatch, eventually};
+use status_support::{FakeApiServer, IC, RecordedPatch, eventually, writer_config};
 
 const EU_TOKEN: &str = "eu-west-token";
 const US_TOKEN: &str = "us-east-token";
@@ -43,19 +43,6 @@ struct Aggregator {
     now: u64,
     _tokens: tempfile::NamedTempFile,
     _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-fn writer_config() -> WriterConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        status: StatusArgs,
-    }
-    Cli::try_parse_from(["test"])
-        .unwrap()
-        .status
-        .writer_config()
 }
 
 impl Aggregator {

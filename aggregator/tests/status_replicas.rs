@@ -21,26 +21,12 @@ use signal_aggregator::serve::{Clock, rfc3339};
 use signal_aggregator::signal::{Field, FieldKey, Point, SignalKind, Value as PointValue};
 use signal_aggregator::sketch::WindowedSketch;
 use signal_aggregator::status::{
-    Activity, ClusterActivity, DroppedOnXr, SharedActivity, StatusArgs, StatusWriter, WriterConfig,
-    track_activity,
+    Activity, ClusterActivity, DroppedOnXr, SharedActivity, StatusWriter, track_activity,
 };
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::redis::{RedisStore, RedisStoreConfig, RedisUrl};
 use signal_aggregator::telemetry::SelfMetrics;
-use status_support::{FakeApiServer, IC, eventually};
-
-fn writer_config() -> WriterConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        status: StatusArgs,
-    }
-    Cli::try_parse_from(["test"])
-        .unwrap()
-        .status
-        .writer_config()
-}
+use status_support::{FakeApiServer, IC, eventually, writer_config};
 
 /// eu-west shows 10 dropped events from before; us-east is new.
 const EU_BEFORE: u64 = 10;

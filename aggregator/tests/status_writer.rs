@@ -16,34 +16,17 @@ use signal_aggregator::signal::{
     Value as Datum,
 };
 use signal_aggregator::sketch::sketch_batch_at;
-use signal_aggregator::status::{
-    Activity, PassReport, StatusArgs, StatusWriter, WriterConfig, track_activity,
-};
+use signal_aggregator::status::{Activity, PassReport, StatusWriter, WriterConfig, track_activity};
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
-use status_support::{FakeApiServer, IC, MS, RecordedPatch, eventually};
+use status_support::{
+    FakeApiServer, IC, MS, RecordedPatch, eventually, writer_config, writer_config_from,
+};
 
 /// 2027-01-15T08:00:00Z, a minute boundary.
 const NOW: u64 = 1_800_000_000;
 
 /// The writer configuration the binary builds from these flags.
-fn writer_config_from(flags: &[&str]) -> WriterConfig {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        status: StatusArgs,
-    }
-    let argv = std::iter::once("test").chain(flags.iter().copied());
-    Cli::try_parse_from(argv).unwrap().status.writer_config()
-}
-
-/// The defaults an operator gets: 5 % threshold, 30 s per object, 5m window,
-/// enabledKinds left to function-signals.
-fn writer_config() -> WriterConfig {
-    writer_config_from(&[])
-}
-
 struct Fixture {
     server: FakeApiServer,
     directory: Directory,

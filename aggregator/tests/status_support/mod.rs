@@ -463,3 +463,21 @@ pub async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
     panic!("timed out waiting until {what}");
 }
+
+/// The status writer configured as the binary is with these flags.
+pub fn writer_config_from(flags: &[&str]) -> signal_aggregator::status::WriterConfig {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        status: signal_aggregator::status::StatusArgs,
+    }
+    let argv = std::iter::once("test").chain(flags.iter().copied());
+    Cli::try_parse_from(argv).unwrap().status.writer_config()
+}
+
+/// The defaults an operator gets: 5 % threshold, 30 s per object, 5m window,
+/// enabledKinds left to function-signals.
+pub fn writer_config() -> signal_aggregator::status::WriterConfig {
+    writer_config_from(&[])
+}
