@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# Builds the real programs the tests run beside ours, from the Go module proxy,
+# into a cache outside the tracked tree:
+#   otelcol-k8s          the OpenTelemetry Collector, otelcol-k8s component list
+#   crossplane           the Crossplane CLI
+#   crossplane-core      the Crossplane core binary (the CLI's render engine)
+#   function-pat         function-patch-and-transform, a second real function
+#   crane                go-containerregistry's crane (OCI image tarballs)
+#   crds/                provider-kubernetes' and Crossplane's CRDs from their modules
+#
+# Versions: test/peers/versions.env. Idempotent: a peer whose inputs are
+# unchanged is not rebuilt. Writes $PEERS_DIR/peers.env (absolute paths) for
+# the test kits. A peer that fails to build fails this script, naming it.
+#
+# Usage: test/peers/build.sh            (PEERS_DIR defaults to
+#        ~/.cache/modelplane-signals/peers; MODELPLANE_PEERS_DIR overrides)
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+peers_dir="${MODELPLANE_PEERS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modelplane-signals/peers}"
+mkdir -p "$peers_dir"
+
+# One toolchain (the machine's), no cgo, two compile jobs (peak memory on
+# 2 cores), and nothing but the module proxy.
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS="-p=2"
+export GOPROXY="${GOPROXY:-https://proxy.golang.org}"
+case "$GOPROXY" in *direct*) export GOPROXY=https://proxy.golang.org ;; esac
+
+if ! command -v go >/dev/null; then
+    echo "peers: 'go' is not on PATH; the peers build from Go modules (Go >= 1.26)" >&2
+    exit 1
+fi
+
+started_all=$SECONDS
+failed=()
+
+# build NAME KEY COMMAND...: runs COMMAND with $out set to a fresh directory
+# unless $peers_dir/NAME/KEY already holds a finished build.
+build() {
+    local name="$1" key="$2"
+    shift 2
+    local dest="$peers_dir/$name/$key"
+    if [ -f "$dest/.built" ]; then
+        printf 'peers: %-16s %s (cached)\n' "$name" "$key"
+        return 0
+    fi
+    printf 'peers: %-16s %s building ...\n' "$name" "$key"
+    local started=$SECONDS log="$peers_dir/$name-$key.log"
+    rm -rf "$dest.tmp"
+    mkdir -p "$dest.tmp"
+    # Not in an `if`: there bash would ignore `set -e` inside the subshell
+    # and a failed step would pass as a build.
+    local status=0
+    (set -e; out="$dest.tmp"; cd "$dest.tmp"; "$@") >"$log" 2>&1 || status=$?
+    if [ "$status" -eq 0 ]; then
+        rm -rf "$dest"
+        mv "$dest.tmp" "$dest"
+        touch "$dest/.built"
+        printf 'peers: %-16s %s built in %ss\n' "$name" "$key" "$((SECONDS - started))"
+    else
+        printf 'peers: %-16s %s FAILED after %ss; last lines of %s:\n' \
+            "$name" "$key" "$((SECONDS - started))" "$log" >&2
+        tail -n 25 "$log" >&2
+        failed+=("$name")
+    fi
+}
+
+# go_tool BINARY PACKAGE MODULE@VERSION...: builds PACKAGE as $out/bin/BINARY
+# through a throwaway wrapper module requiring the given module versions. Not
+# `go install`: it asks the proxy for the module's version list (deprecation
+# check), which the proxy refuses for some modules, and it refuses modules
+# whose go.mod has `replace` lines (Crossplane core), which a dependency's
+# go.mod may have.
+go_tool() {
+    local binary="$1" package="$2"
+    shift 2
+    go mod init local/peer-wrapper
+    go get -tool "$@"
+    go build -trimpath -o "$out/bin/$binary" "$package"
+    rm -f go.mod go.sum
+}
+
+build_otelcol() {
+    (mkdir tools && cd tools && out="$out/tools" && go_tool builder \
+        "$OTELCOL_BUILDER_MODULE" "$OTELCOL_BUILDER_MODULE@v$OTELCOL_VERSION")
+    sed -e "s#OUTPUT_PATH#$out/src#" "$here/otelcol-k8s/manifest.yaml" >"$out/manifest.yaml"
+    "$out/tools/bin/builder" --config "$out/manifest.yaml"
+    mkdir -p "$out/bin"
+    mv "$out/src/otelcol-k8s" "$out/bin/otelcol-k8s"
+    # The generated sources and the builder are only needed to build.
+    rm -rf "$out/src" "$out/tools"
+}
+
+# CRDs shipped inside the modules: provider-kubernetes' Object and
+# ProviderConfig, and Crossplane's own (Composition, Function, ...).
+copy_crds() {
+    local dir
+    dir="$(go mod download -json "$PROVIDER_KUBERNETES_MODULE@$PROVIDER_KUBERNETES_VERSION" \
+        | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    mkdir -p "$out/provider-kubernetes" "$out/crossplane"
+    cp "$dir"/package/crds/*.yaml "$out/provider-kubernetes/"
+    dir="$(go mod download -json "$CROSSPLANE_CORE_MODULE@$CROSSPLANE_CORE_VERSION" \
+        | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    cp "$dir"/cluster/crds/*.yaml "$out/crossplane/"
+    chmod -R u+w "$out"
+}
+
+manifest_sum="$(sha256sum "$here/otelcol-k8s/manifest.yaml" | cut -c1-12)"
+build otelcol-k8s "$OTELCOL_VERSION-$manifest_sum" build_otelcol
+otelcol_dir="$peers_dir/otelcol-k8s/$OTELCOL_VERSION-$manifest_sum"
+
+build crossplane "$CROSSPLANE_CLI_VERSION" go_tool crossplane \
+    "$CROSSPLANE_CLI_MODULE/cmd/crossplane" "$CROSSPLANE_CLI_MODULE/cmd/crossplane@$CROSSPLANE_CLI_VERSION"
+# Core's own go.mod replaces its apis module with a local path; the wrapper
+# requires the published apis module at the same tag instead.
+build crossplane-core "$CROSSPLANE_CORE_VERSION" go_tool crossplane-core \
+    "$CROSSPLANE_CORE_MODULE/cmd/crossplane" \
+    "$CROSSPLANE_CORE_MODULE/cmd/crossplane@$CROSSPLANE_CORE_VERSION" \
+    "github.com/crossplane/crossplane/apis/v2@$CROSSPLANE_CORE_VERSION"
+build function-pat "$FUNCTION_PAT_VERSION" go_tool function-patch-and-transform \
+    "$FUNCTION_PAT_MODULE" "$FUNCTION_PAT_MODULE@$FUNCTION_PAT_VERSION"
+build crane "$CRANE_VERSION" go_tool crane \
+    "$CRANE_MODULE/cmd/crane" "$CRANE_MODULE/cmd/crane@$CRANE_VERSION"
+build crds "pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION" copy_crds
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "peers: could not build: ${failed[*]} (logs in $peers_dir)" >&2
+    exit 1
+fi
+
+cat >"$peers_dir/peers.env" <<EOF
+# Written by test/peers/build.sh; absolute paths of the built peers.
+OTELCOL_BIN=$otelcol_dir/bin/otelcol-k8s
+OTELCOL_VERSION=$OTELCOL_VERSION
+CROSSPLANE_BIN=$peers_dir/crossplane/$CROSSPLANE_CLI_VERSION/bin/crossplane
+CROSSPLANE_CORE_BIN=$peers_dir/crossplane-core/$CROSSPLANE_CORE_VERSION/bin/crossplane-core
+FUNCTION_PAT_BIN=$peers_dir/function-pat/$FUNCTION_PAT_VERSION/bin/function-patch-and-transform
+CRANE_BIN=$peers_dir/crane/$CRANE_VERSION/bin/crane
+PROVIDER_KUBERNETES_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/provider-kubernetes
+CROSSPLANE_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/crossplane
+EOF
+echo "peers: all built in $((SECONDS - started_all))s; paths in $peers_dir/peers.env"
