@@ -19,9 +19,10 @@ use super::{RedisStoreConfig, frames, keys};
 const MGET_CHUNK: usize = 1_024;
 
 /// The windows that answer `[from, to)` as of `now`, each minute counted once:
-/// an hour is read whole (its hour key holds every minute of it) when any of
-/// its minutes in range is older than the roll-up age, as the embedded store
-/// folds such minutes into their hour; otherwise its minutes in range are read.
+/// an hour is read whole (its hour key holds every minute of it) when the
+/// range covers all of it, or when any of its minutes in range is older than
+/// the roll-up age, as the embedded store folds such minutes into their hour;
+/// otherwise its minutes in range are read.
 pub fn plan_windows(from: u64, to: u64, now: u64, rollup_after: u64) -> Vec<(Resolution, u64)> {
     let rolled_before = now.saturating_sub(rollup_after);
     let mut plan = Vec::new();
@@ -31,7 +32,8 @@ pub fn plan_windows(from: u64, to: u64, now: u64, rollup_after: u64) -> Vec<(Res
     let mut hour = from - from % HOUR_SECS;
     while hour < to {
         let first_minute = hour.max(from - from % MINUTE_SECS);
-        if first_minute + MINUTE_SECS <= rolled_before {
+        let whole_hour = hour >= from && hour + HOUR_SECS <= to;
+        if whole_hour || first_minute + MINUTE_SECS <= rolled_before {
             plan.push((Resolution::Hour, hour));
         } else {
             let end = (hour + HOUR_SECS).min(to);
@@ -46,6 +48,18 @@ pub fn plan_windows(from: u64, to: u64, now: u64, rollup_after: u64) -> Vec<(Res
     plan
 }
 
+/// `[from, to)` narrowed to the windows that can hold data at `now`: an hour
+/// key lives until the retention has passed since its end (so nothing starts
+/// before `now - retention - 1h`), and nothing is read further ahead of the
+/// clock than the retention reaches back. A range from the epoch would
+/// otherwise plan one key per hour since 1970 (~500k), every caller's cost
+/// rather than the HTTP API's alone.
+pub fn existing_range(from: u64, to: u64, now: u64, retention: u64) -> (u64, u64) {
+    let oldest = now.saturating_sub(retention.saturating_add(HOUR_SECS));
+    let newest = now.saturating_add(retention);
+    (from.max(oldest), to.min(newest))
+}
+
 fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis query failed: {e}"))
 }
@@ -56,12 +70,13 @@ pub async fn run(
     query: &StoreQuery,
     now: u64,
 ) -> Result<Vec<(SeriesKey, SeriesSketch)>, StoreError> {
-    let plan = plan_windows(
+    let (from, to) = existing_range(
         query.from_unix_secs,
         query.to_unix_secs,
         now,
-        config.rollup_after_secs,
+        config.retention_secs,
     );
+    let plan = plan_windows(from, to, now, config.rollup_after_secs);
     if plan.is_empty() {
         return Ok(Vec::new());
     }
@@ -255,6 +270,35 @@ mod tests {
             .collect();
         assert_eq!(args[0], b"MGET");
         assert_eq!(args[1..], expected[..]);
+    }
+
+    #[test]
+    fn ranges_are_clamped_to_the_windows_that_can_exist() {
+        let month = 30 * 86_400;
+        let (from, to) = existing_range(0, u64::MAX, NOW, month);
+        assert_eq!((from, to), (NOW - month - HOUR_SECS, NOW + month));
+        let plan = plan_windows(from, to, NOW, 7_200);
+        assert!(plan.len() <= 2 * 722 + 120, "{} windows", plan.len());
+        assert_eq!(
+            existing_range(NOW - 300, NOW, NOW, month),
+            (NOW - 300, NOW),
+            "a range inside the retention is kept as asked"
+        );
+        assert_eq!(existing_range(0, 600, 500, month), (0, 600), "early clocks");
+    }
+
+    #[test]
+    fn a_whole_hour_in_range_is_read_from_its_hour_key_even_when_recent() {
+        let hour = NOW - NOW % HOUR_SECS;
+        let plan = plan_windows(hour - HOUR_SECS, hour + 120, NOW, 7_200);
+        assert_eq!(
+            plan,
+            vec![
+                (Resolution::Hour, hour - HOUR_SECS),
+                (Resolution::Minute, hour),
+                (Resolution::Minute, hour + 60),
+            ]
+        );
     }
 
     #[test]
