@@ -12,6 +12,34 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
+step "toolchains (cargo, rustfmt, clippy, go)"
+missing_tools=()
+cargo --version >/dev/null 2>&1 || missing_tools+=("cargo (install Rust with rustup)")
+go version >/dev/null 2>&1 || missing_tools+=("go >= 1.26 (the real peers build from Go modules)")
+if cargo --version >/dev/null 2>&1; then
+    # rustup components come from static.rust-lang.org, which some machines
+    # cannot reach; try, then say which is missing.
+    for component in rustfmt clippy; do
+        if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+            rustup component add "$component" >/dev/null 2>&1 \
+                || missing_tools+=("$component (rustup component add $component)")
+        fi
+    done
+fi
+if [ "${#missing_tools[@]}" -gt 0 ]; then
+    printf 'missing and not installable here: %s\n' "${missing_tools[@]}" >&2
+    exit 1
+fi
+cargo --version && cargo fmt --version && cargo clippy --version && go version
+
+step "cargo-nextest"
+# From crates.io, built once into ~/.cargo/bin (a few minutes the first time).
+nextest_version=0.9.151
+if [ "$(cargo nextest --version 2>/dev/null | head -n1 | awk '{print $2}')" != "$nextest_version" ]; then
+    cargo install --locked --quiet cargo-nextest --version "$nextest_version"
+fi
+cargo nextest --version | head -n1
+
 step "system packages (redis-server, redis-tools, prometheus for promtool, python3-venv)"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
     || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
@@ -35,6 +63,9 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$wanted" ]; then
     echo "$wanted" > "$stamp"
 fi
 
+step "real peers (test/peers/build.sh: collector, Crossplane CLI and core, ...)"
+test/peers/build.sh
+
 step "cargo build --workspace --bins"
 cargo build --workspace --bins
 
@@ -50,11 +81,7 @@ run_suite() {
     fi
 }
 
-if cargo nextest --version >/dev/null 2>&1; then
-    run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
-else
-    run_suite "cargo test --workspace (cargo-nextest not installed)" cargo test --workspace --no-fail-fast
-fi
+run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
 run_suite "cargo fmt --check" cargo fmt --all -- --check
 run_suite "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 # The binaries were just built; the harness need not rebuild them.

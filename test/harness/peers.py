@@ -61,8 +61,17 @@ def crossplane_core() -> Path:
     return peer("CROSSPLANE_CORE_BIN")
 
 
+def function_auto_ready() -> Path:
+    """The second real composition function for pipeline tests."""
+    return peer("FUNCTION_AUTO_READY_BIN")
+
+
 def function_patch_and_transform() -> Path:
-    return peer("FUNCTION_PAT_BIN")
+    raise PeerMissing(
+        "function-patch-and-transform is not served by the Go module proxy (403 on the "
+        "zips of v0.7.0-v0.10.0), nor is function-go-templating; use "
+        "peers.function_auto_ready() (function-auto-ready v0.7.0) as the second real function"
+    )
 
 
 def crane() -> Path:

@@ -4,7 +4,7 @@
 #   otelcol-k8s          the OpenTelemetry Collector, otelcol-k8s component list
 #   crossplane           the Crossplane CLI
 #   crossplane-core      the Crossplane core binary (the CLI's render engine)
-#   function-pat         function-patch-and-transform, a second real function
+#   function-auto-ready  function-auto-ready, a second real composition function
 #   crane                go-containerregistry's crane (OCI image tarballs)
 #   crds/                provider-kubernetes' and Crossplane's CRDs from their modules
 #
@@ -51,10 +51,11 @@ build() {
     local started=$SECONDS log="$peers_dir/$name-$key.log"
     rm -rf "$dest.tmp"
     mkdir -p "$dest.tmp"
-    # Not in an `if`: there bash would ignore `set -e` inside the subshell
-    # and a failed step would pass as a build.
+    # In the background and waited for: a subshell tested by `if` or `||`
+    # runs with `set -e` ignored, and a failed step would pass as a build.
     local status=0
-    (set -e; out="$dest.tmp"; cd "$dest.tmp"; "$@") >"$log" 2>&1 || status=$?
+    (set -e; out="$dest.tmp"; cd "$dest.tmp"; "$@") >"$log" 2>&1 &
+    wait $! || status=$?
     if [ "$status" -eq 0 ]; then
         rm -rf "$dest"
         mv "$dest.tmp" "$dest"
@@ -81,6 +82,19 @@ go_tool() {
     go get -tool "$@"
     go build -trimpath -o "$out/bin/$binary" "$package"
     rm -f go.mod go.sum
+}
+
+# go_module_main BINARY MODULE@VERSION: builds the module's root package from
+# its own go.mod. For a module the proxy serves under a path other than the
+# one its go.mod declares (function-auto-ready moved from crossplane-contrib
+# to crossplane), which no requiring module can import.
+go_module_main() {
+    local dir
+    dir="$(go mod download -json "$2" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p')"
+    cp -r "$dir" src
+    chmod -R u+w src
+    (cd src && go build -trimpath -o "$out/bin/$1" .)
+    rm -rf src
 }
 
 build_otelcol() {
@@ -120,8 +134,8 @@ build crossplane-core "$CROSSPLANE_CORE_VERSION" go_tool crossplane-core \
     "$CROSSPLANE_CORE_MODULE/cmd/crossplane" \
     "$CROSSPLANE_CORE_MODULE/cmd/crossplane@$CROSSPLANE_CORE_VERSION" \
     "github.com/crossplane/crossplane/apis/v2@$CROSSPLANE_CORE_VERSION"
-build function-pat "$FUNCTION_PAT_VERSION" go_tool function-patch-and-transform \
-    "$FUNCTION_PAT_MODULE" "$FUNCTION_PAT_MODULE@$FUNCTION_PAT_VERSION"
+build function-auto-ready "$FUNCTION_AUTO_READY_VERSION" go_module_main function-auto-ready \
+    "$FUNCTION_AUTO_READY_MODULE@$FUNCTION_AUTO_READY_VERSION"
 build crane "$CRANE_VERSION" go_tool crane \
     "$CRANE_MODULE/cmd/crane" "$CRANE_MODULE/cmd/crane@$CRANE_VERSION"
 build crds "pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION" copy_crds
@@ -137,7 +151,7 @@ OTELCOL_BIN=$otelcol_dir/bin/otelcol-k8s
 OTELCOL_VERSION=$OTELCOL_VERSION
 CROSSPLANE_BIN=$peers_dir/crossplane/$CROSSPLANE_CLI_VERSION/bin/crossplane
 CROSSPLANE_CORE_BIN=$peers_dir/crossplane-core/$CROSSPLANE_CORE_VERSION/bin/crossplane-core
-FUNCTION_PAT_BIN=$peers_dir/function-pat/$FUNCTION_PAT_VERSION/bin/function-patch-and-transform
+FUNCTION_AUTO_READY_BIN=$peers_dir/function-auto-ready/$FUNCTION_AUTO_READY_VERSION/bin/function-auto-ready
 CRANE_BIN=$peers_dir/crane/$CRANE_VERSION/bin/crane
 PROVIDER_KUBERNETES_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/provider-kubernetes
 CROSSPLANE_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/crossplane
