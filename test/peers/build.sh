@@ -80,7 +80,7 @@ go_tool() {
     shift 2
     go mod init local/peer-wrapper
     go get -tool "$@"
-    go build -trimpath -o "$out/bin/$binary" "$package"
+    go build -trimpath -ldflags "${ldflags:-}" -o "$out/bin/$binary" "$package"
     rm -f go.mod go.sum
 }
 
@@ -126,11 +126,15 @@ manifest_sum="$(sha256sum "$here/otelcol-k8s/manifest.yaml" | cut -c1-12)"
 build otelcol-k8s "$OTELCOL_VERSION-$manifest_sum" build_otelcol
 otelcol_dir="$peers_dir/otelcol-k8s/$OTELCOL_VERSION-$manifest_sum"
 
-build crossplane "$CROSSPLANE_CLI_VERSION" go_tool crossplane \
+# Crossplane stamps its version at link time; the CLI prints and checks it.
+crossplane_version=github.com/crossplane/crossplane-runtime/v2/pkg/version.version
+ldflags="-X $crossplane_version=$CROSSPLANE_CLI_VERSION" \
+    build crossplane "$CROSSPLANE_CLI_VERSION-stamped" go_tool crossplane \
     "$CROSSPLANE_CLI_MODULE/cmd/crossplane" "$CROSSPLANE_CLI_MODULE/cmd/crossplane@$CROSSPLANE_CLI_VERSION"
 # Core's own go.mod replaces its apis module with a local path; the wrapper
 # requires the published apis module at the same tag instead.
-build crossplane-core "$CROSSPLANE_CORE_VERSION" go_tool crossplane-core \
+ldflags="-X $crossplane_version=$CROSSPLANE_CORE_VERSION" \
+    build crossplane-core "$CROSSPLANE_CORE_VERSION-stamped" go_tool crossplane-core \
     "$CROSSPLANE_CORE_MODULE/cmd/crossplane" \
     "$CROSSPLANE_CORE_MODULE/cmd/crossplane@$CROSSPLANE_CORE_VERSION" \
     "github.com/crossplane/crossplane/apis/v2@$CROSSPLANE_CORE_VERSION"
@@ -149,8 +153,8 @@ cat >"$peers_dir/peers.env" <<EOF
 # Written by test/peers/build.sh; absolute paths of the built peers.
 OTELCOL_BIN=$otelcol_dir/bin/otelcol-k8s
 OTELCOL_VERSION=$OTELCOL_VERSION
-CROSSPLANE_BIN=$peers_dir/crossplane/$CROSSPLANE_CLI_VERSION/bin/crossplane
-CROSSPLANE_CORE_BIN=$peers_dir/crossplane-core/$CROSSPLANE_CORE_VERSION/bin/crossplane-core
+CROSSPLANE_BIN=$peers_dir/crossplane/$CROSSPLANE_CLI_VERSION-stamped/bin/crossplane
+CROSSPLANE_CORE_BIN=$peers_dir/crossplane-core/$CROSSPLANE_CORE_VERSION-stamped/bin/crossplane-core
 FUNCTION_AUTO_READY_BIN=$peers_dir/function-auto-ready/$FUNCTION_AUTO_READY_VERSION/bin/function-auto-ready
 CRANE_BIN=$peers_dir/crane/$CRANE_VERSION/bin/crane
 PROVIDER_KUBERNETES_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/provider-kubernetes
