@@ -1,6 +1,9 @@
-//! Engine Prometheus metrics (vLLM, SGLang, llama.cpp) as the collector's
-//! Prometheus receiver forwards them, scraped twice: the first scrape of a
-//! long-running process primes cumulative state, the second yields deltas.
+//! Engine Prometheus metrics in the shapes the real agent's capture
+//! (agent_capture.rs) does not show: Prometheus 3's underscore escaping
+//! (`vllm_`), the deprecated names older vLLM emits next to their
+//! replacements, a restart that only `process_start_time_seconds` reveals,
+//! and retried exports. Points carry no start time, as the collector's
+//! Prometheus receiver sends them.
 
 mod normalize_common;
 
@@ -8,6 +11,14 @@ use normalize_common::*;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{DIM_TIER, Field, FieldKey, Origin, SignalKind};
+
+/// `process_start_time_seconds` of the scraped process, started at `start` (nanos).
+fn process_start(start: u64, time: u64) -> Metric {
+    gauge(
+        "process_start_time_seconds",
+        vec![number(vec![], 0, time, start as f64 / SEC as f64)],
+    )
+}
 
 const MODEL: &str = "meta-llama/Llama-3.1-8B-Instruct";
 const TTFT_BOUNDS: &[f64] = &[
@@ -28,19 +39,20 @@ fn ttft_counts(k: u64) -> Vec<u64> {
 
 /// One vLLM V1 scrape; `k` scales every cumulative value.
 fn vllm_scrape(prefix: &str, time: u64, k: u64) -> Vec<Metric> {
-    let n = |v: f64| number(labels(), OLD_START, time, v);
+    let n = |v: f64| number(labels(), 0, time, v);
     let reason = |r: &str, v: f64| {
         let mut attrs = labels();
         attrs.push(s("finished_reason", r));
-        number(attrs, OLD_START, time, v)
+        number(attrs, 0, time, v)
     };
     let k = k as f64;
     vec![
+        process_start(OLD_START, time),
         histogram(
             &format!("{prefix}time_to_first_token_seconds"),
             vec![hist(
                 labels(),
-                OLD_START,
+                0,
                 time,
                 TTFT_BOUNDS,
                 &ttft_counts(k as u64),
@@ -51,7 +63,7 @@ fn vllm_scrape(prefix: &str, time: u64, k: u64) -> Vec<Metric> {
             &format!("{prefix}inter_token_latency_seconds"),
             vec![hist(
                 labels(),
-                OLD_START,
+                0,
                 time,
                 &[0.01, 0.025, 0.05],
                 &[100 * k as u64, 50 * k as u64, 0, 0],
@@ -62,7 +74,7 @@ fn vllm_scrape(prefix: &str, time: u64, k: u64) -> Vec<Metric> {
             &format!("{prefix}e2e_request_latency_seconds"),
             vec![hist(
                 labels(),
-                OLD_START,
+                0,
                 time,
                 &[0.3, 0.5, 0.8, 1.0],
                 &[0, 4 * k as u64, 8 * k as u64, 0, 0],
@@ -73,7 +85,7 @@ fn vllm_scrape(prefix: &str, time: u64, k: u64) -> Vec<Metric> {
             &format!("{prefix}request_queue_time_seconds"),
             vec![hist(
                 labels(),
-                OLD_START,
+                0,
                 time,
                 &[0.3, 0.5],
                 &[12 * k as u64, 0, 0],
@@ -177,143 +189,12 @@ fn check_vllm(prefix: &str) {
         "{:?}",
         second.dropped
     );
-    assert_eq!(second.accepted, 19);
-}
-
-#[test]
-fn vllm_colon_spelling() {
-    check_vllm("vllm:");
+    assert_eq!(second.accepted, 20);
 }
 
 #[test]
 fn vllm_underscore_spelling() {
     check_vllm("vllm_");
-}
-
-#[test]
-fn vllm_restart_counts_the_new_process_from_zero() {
-    let normalizer = Normalizer::new(NormalizeConfig::default());
-    let tokens = |start, time, v| {
-        metrics_request(
-            resource(),
-            vec![counter(
-                "vllm:prompt_tokens_total",
-                vec![number(labels(), start, time, v)],
-            )],
-        )
-    };
-    normalizer.metrics(&Origin::default(), &tokens(OLD_START, T0, 5000.0));
-    // The pod restarted: new start time, counter back near zero.
-    let after = normalizer.metrics(&Origin::default(), &tokens(T0 + 5 * SEC, T1, 120.0));
-    assert!(close(
-        plain_total(&after.batch, RL, Field::InputTokens),
-        120.0
-    ));
-}
-
-#[test]
-fn sglang_metrics() {
-    let normalizer = Normalizer::new(NormalizeConfig::default());
-    let scrape = |time, k: f64| {
-        let n = |v: f64| {
-            number(
-                vec![
-                    s("model_name", "Qwen/Qwen2.5-7B-Instruct"),
-                    s("tp_rank", "0"),
-                ],
-                OLD_START,
-                time,
-                v,
-            )
-        };
-        let h = |counts: &[u64], sum| {
-            hist(
-                vec![s("model_name", "Qwen/Qwen2.5-7B-Instruct")],
-                OLD_START,
-                time,
-                &[0.1, 0.5],
-                counts,
-                sum,
-            )
-        };
-        metrics_request(
-            agent_resource("team-b", "eu-west-1", "sglang", "sglang-0"),
-            vec![
-                counter("sglang:prompt_tokens_total", vec![n(300.0 * k)]),
-                counter("sglang:generation_tokens_total", vec![n(90.0 * k)]),
-                counter("sglang:cached_tokens_total", vec![n(120.0 * k)]),
-                counter("sglang:num_requests_total", vec![n(6.0 * k)]),
-                histogram(
-                    "sglang:time_to_first_token_seconds",
-                    vec![h(&[5 * k as u64, k as u64, 0], 0.9 * k)],
-                ),
-                histogram(
-                    "sglang:e2e_request_latency_seconds",
-                    vec![h(&[0, 6 * k as u64, 0], 2.0 * k)],
-                ),
-                gauge("sglang:num_running_reqs", vec![n(3.0)]),
-                gauge("sglang:num_queue_reqs", vec![n(11.0)]),
-                gauge("sglang:token_usage", vec![n(0.61)]),
-            ],
-        )
-    };
-    normalizer.metrics(&Origin::default(), &scrape(T0, 1.0));
-    let out = normalizer.metrics(&Origin::default(), &scrape(T1, 2.0));
-    let b = &out.batch;
-    assert_eq!(models(b, RL), vec!["Qwen/Qwen2.5-7B-Instruct".to_string()]);
-    assert!(close(plain_total(b, RL, Field::InputTokens), 300.0));
-    assert!(close(plain_total(b, RL, Field::OutputTokens), 90.0));
-    assert!(close(plain_total(b, RL, Field::PrefixCacheHits), 120.0));
-    assert!(close(plain_total(b, RL, Field::Requests), 6.0));
-    assert_eq!(
-        histogram_of(b, RL, Field::TtftSeconds).counts,
-        vec![5, 1, 0]
-    );
-    assert_eq!(histogram_of(b, RL, Field::E2eSeconds).count, 6);
-    assert_eq!(
-        gauge_value(b, RL, &FieldKey::plain(Field::QueueDepth)),
-        11.0
-    );
-    assert_eq!(
-        gauge_value(b, RL, &FieldKey::plain(Field::RunningRequests)),
-        3.0
-    );
-    let kv = FieldKey::with_dim(Field::KvCacheUtilization, DIM_TIER, "hbm");
-    assert_eq!(gauge_value(b, SignalKind::Capacity, &kv), 0.61);
-}
-
-#[test]
-fn llamacpp_metrics_use_the_resource_model_when_unlabelled() {
-    let normalizer = Normalizer::new(NormalizeConfig::default());
-    let mut resource = agent_resource("team-c", "edge-1", "llamacpp", "llama-0");
-    // llama-server labels nothing; the agent (or mesh-llm) names the model on the resource.
-    resource.push(s("mesh_llm.model", "Qwen3-8B-Q4_K_M"));
-    let scrape = |time, k: f64| {
-        let n = |v: f64| number(vec![], OLD_START, time, v);
-        metrics_request(
-            resource.clone(),
-            vec![
-                counter("llamacpp:prompt_tokens_total", vec![n(512.0 * k)]),
-                counter("llamacpp:tokens_predicted_total", vec![n(128.0 * k)]),
-                gauge("llamacpp:requests_processing", vec![n(2.0)]),
-                gauge("llamacpp:requests_deferred", vec![n(1.0)]),
-                gauge("llamacpp:kv_cache_usage_ratio", vec![n(0.3)]),
-                counter("llamacpp:n_decode_total", vec![n(77.0 * k)]),
-            ],
-        )
-    };
-    normalizer.metrics(&Origin::default(), &scrape(T0, 1.0));
-    let out = normalizer.metrics(&Origin::default(), &scrape(T1, 4.0));
-    let b = &out.batch;
-    assert_eq!(models(b, RL), vec!["Qwen3-8B-Q4_K_M".to_string()]);
-    assert!(close(plain_total(b, RL, Field::InputTokens), 1536.0));
-    assert!(close(plain_total(b, RL, Field::OutputTokens), 384.0));
-    assert_eq!(
-        gauge_value(b, RL, &FieldKey::plain(Field::RunningRequests)),
-        2.0
-    );
-    assert_eq!(gauge_value(b, RL, &FieldKey::plain(Field::QueueDepth)), 1.0);
-    assert_eq!(out.accepted, 6);
 }
 
 #[test]
@@ -324,7 +205,7 @@ fn staleness_markers_and_retried_points_add_nothing() {
             resource(),
             vec![counter(
                 "vllm:generation_tokens_total",
-                vec![number(labels(), OLD_START, time, v)],
+                vec![number(labels(), 0, time, v)],
             )],
         )
     };
@@ -337,7 +218,7 @@ fn staleness_markers_and_retried_points_add_nothing() {
     ));
     assert_eq!(again.batch.point_count(), 0);
     assert_eq!(again.dropped, vec![("duplicate_point", 1)]);
-    let mut stale = number(labels(), OLD_START, T1 + 15 * SEC, 0.0);
+    let mut stale = number(labels(), 0, T1 + 15 * SEC, 0.0);
     stale.flags = 1;
     let marker = normalizer.metrics(
         &Origin::default(),
@@ -347,4 +228,60 @@ fn staleness_markers_and_retried_points_add_nothing() {
         ),
     );
     assert_eq!((marker.accepted, marker.batch.point_count()), (1, 0));
+}
+
+fn tokens_scrape(
+    started: u64,
+    time: u64,
+    value: f64,
+) -> opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+    metrics_request(
+        resource(),
+        vec![
+            process_start(started, time),
+            counter(
+                "vllm:generation_tokens_total",
+                vec![number(labels(), 0, time, value)],
+            ),
+        ],
+    )
+}
+
+#[test]
+fn a_process_started_within_the_fresh_window_counts_from_its_first_scrape() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    let out = normalizer.metrics(&Origin::default(), &tokens_scrape(T0 - 20 * SEC, T0, 300.0));
+    assert!(close(
+        plain_total(&out.batch, RL, Field::OutputTokens),
+        300.0
+    ));
+
+    let old = Normalizer::new(NormalizeConfig::default());
+    let out = old.metrics(&Origin::default(), &tokens_scrape(OLD_START, T0, 300.0));
+    assert_eq!(
+        out.batch.point_count(),
+        0,
+        "a long-running process only primes"
+    );
+}
+
+#[test]
+fn a_restart_that_outgrew_the_last_value_is_seen_through_the_process_start() {
+    let normalizer = Normalizer::new(NormalizeConfig::default());
+    normalizer.metrics(&Origin::default(), &tokens_scrape(OLD_START, T0, 100.0));
+    // Restarted 5 s before the next scrape and already past the old total:
+    // the value alone looks like +50.
+    let out = normalizer.metrics(&Origin::default(), &tokens_scrape(T1 - 5 * SEC, T1, 150.0));
+    assert!(close(
+        plain_total(&out.batch, RL, Field::OutputTokens),
+        150.0
+    ));
+    let next = normalizer.metrics(
+        &Origin::default(),
+        &tokens_scrape(T1 - 5 * SEC, T1 + 15 * SEC, 170.0),
+    );
+    assert!(close(
+        plain_total(&next.batch, RL, Field::OutputTokens),
+        20.0
+    ));
 }

@@ -77,7 +77,9 @@ pub(crate) fn resource_identity<'a>(
             "k8s.namespace.name" => namespace = str_attr(kv),
             "modelplane.cluster" => cluster = str_attr(kv),
             "k8s.cluster.name" => k8s_cluster = str_attr(kv),
-            "mesh_llm.model" | "gen_ai.request.model" => model = str_attr(kv),
+            // `modelplane.model` is the agent's: the pod's `llm-d.ai/model`
+            // label, the only model name llama.cpp's unlabelled series get.
+            "mesh_llm.model" | "gen_ai.request.model" | "modelplane.model" => model = str_attr(kv),
             "mesh_llm.gpu_name" => gpu_name = str_attr(kv),
             _ => {}
         }

@@ -26,6 +26,10 @@ use crate::signal::{
 /// Prometheus staleness markers arrive with this flag and no value.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
 
+/// The scraped process's start, which prometheus_client, client_golang and
+/// the collector's own process collector all expose under this name.
+const PROCESS_START_TIME: &str = "process_start_time_seconds";
+
 const INVALID_MODEL: &str = "model attribute (model_name, target_model_name, gen_ai.*.model, mesh_llm.model) must be 1-200 chars of [A-Za-z0-9._/:@+-]";
 const MISSING_VALUE: &str = "number data point without a finite value";
 const BAD_HISTOGRAM: &str =
@@ -109,6 +113,8 @@ struct Pass<'n> {
     tally: Tally,
     now_secs: u64,
     now_nanos: u64,
+    /// The current resource's [`Target::process_start`].
+    process_start: u64,
 }
 
 pub(crate) fn normalize(
@@ -124,6 +130,7 @@ pub(crate) fn normalize(
         tally: Tally::default(),
         now_secs,
         now_nanos,
+        process_start: 0,
     };
     for resource_metrics in &request.resource_metrics {
         let metrics = || {
@@ -146,15 +153,55 @@ pub(crate) fn normalize(
                 continue;
             }
         };
-        let mut present = Present::default();
-        metrics().for_each(|m| present.note(&m.name));
+        let mut target = Target::default();
         for metric in metrics() {
-            pass.metric(&identity, present, metric);
+            target.present.note(&metric.name);
+            if let Some(start) = process_start(metric) {
+                target.process_start = start;
+            }
+        }
+        pass.process_start = target.process_start;
+        for metric in metrics() {
+            pass.metric(&identity, target, metric);
         }
         pass.tally.attribute_losses(identity.cluster, mark);
     }
     let Pass { builder, tally, .. } = pass;
     tally.finish(builder.finish(), "data points")
+}
+
+/// What one resource's metrics say about all of them.
+#[derive(Clone, Copy, Default)]
+struct Target {
+    present: Present,
+    /// Start of the process serving the metrics (unix nanos, 0 = unknown).
+    /// The collector's Prometheus receiver (0.159) sends cumulative points
+    /// without a start time, so this is what tells a freshly started
+    /// process, and a restart, from a long-running one.
+    process_start: u64,
+}
+
+fn process_start(metric: &Metric) -> Option<u64> {
+    if metric.name != PROCESS_START_TIME {
+        return None;
+    }
+    let Some(metric::Data::Gauge(gauge)) = &metric.data else {
+        return None;
+    };
+    let seconds = match gauge.data_points.first()?.value? {
+        number_data_point::Value::AsDouble(d) => d,
+        number_data_point::Value::AsInt(i) => i as f64,
+    };
+    (seconds.is_finite() && seconds > 0.0).then_some((seconds * 1e9) as u64)
+}
+
+/// A cumulative point's start: its own when it has one, else its process's.
+fn series_start(point_start: u64, process_start: u64) -> u64 {
+    if point_start != 0 {
+        point_start
+    } else {
+        process_start
+    }
 }
 
 fn data_point_count(metric: &Metric) -> u64 {
@@ -170,7 +217,7 @@ fn data_point_count(metric: &Metric) -> u64 {
 }
 
 impl Pass<'_> {
-    fn metric(&mut self, identity: &ResourceIdentity<'_>, present: Present, metric: &Metric) {
+    fn metric(&mut self, identity: &ResourceIdentity<'_>, target: Target, metric: &Metric) {
         let count = data_point_count(metric);
         let classified = classify(&metric.name);
         if let Some((source, _)) = classified {
@@ -178,7 +225,7 @@ impl Pass<'_> {
         }
         let mut route = classified.and_then(|(source, name)| route(source, name));
         if let Some(Route::Superseded { by, route: inner }) = route {
-            if present.has(by) {
+            if target.present.has(by) {
                 self.tally.accepted += count;
                 self.tally.drop(DropReason::SupersededMetricName, count);
                 return;
@@ -264,7 +311,7 @@ impl Pass<'_> {
                 Some(t) if t == AggregationTemporality::Cumulative as i32 => {
                     match self.normalizer.cumulative.sum(
                         state_key(),
-                        dp.start_time_unix_nano,
+                        series_start(dp.start_time_unix_nano, self.process_start),
                         time,
                         value,
                         self.now_secs,
@@ -307,7 +354,7 @@ impl Pass<'_> {
             let key = mix(series_prefix, attribute_set_hash(&dp.attributes));
             match self.normalizer.cumulative.histogram(
                 key,
-                dp.start_time_unix_nano,
+                series_start(dp.start_time_unix_nano, self.process_start),
                 time,
                 &dp.explicit_bounds,
                 &dp.bucket_counts,

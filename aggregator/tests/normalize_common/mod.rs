@@ -1,6 +1,7 @@
-//! OTLP payloads shaped the way the OpenTelemetry Collector forwards them
-//! (Prometheus receiver: cumulative sums keep `_total`, explicit-bucket
-//! histograms, gauges), plus helpers to read a normalized batch.
+//! OTLP payloads built by hand in the shapes the real agent sends (see
+//! agent_capture.rs, which replays a capture of otelcol-k8s 0.159.0: counter
+//! names keep `_total`, explicit-bucket histograms, gauges, and no start time
+//! on cumulative points), plus helpers to read a normalized batch.
 #![allow(dead_code)]
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -66,14 +67,24 @@ pub fn array(key: &str, values: Vec<any_value::Value>) -> KeyValue {
     }
 }
 
-/// Resource attributes as the agent sets them for a scraped pod.
+/// Resource attributes as the agent sets them for a scraped pod: the
+/// receiver names the job and instance and copies the pod's discovery
+/// labels; the agent adds the engine and the cluster.
 pub fn agent_resource(tenant_ns: &str, cluster: &str, engine: &str, pod: &str) -> Vec<KeyValue> {
+    let job = match engine {
+        "epp" => "llm-d-epp",
+        "dcgm" => "dcgm-exporter",
+        _ => "engines",
+    };
     vec![
-        s("service.name", engine),
-        s("service.instance.id", &format!("{pod}:8000")),
-        s("server.address", pod),
+        s("service.name", job),
+        s("service.instance.id", "10.1.0.4:8000"),
+        s("server.port", "8000"),
+        s("url.scheme", "http"),
         s("k8s.namespace.name", tenant_ns),
         s("k8s.pod.name", pod),
+        s("k8s.pod.uid", &format!("uid-{pod}")),
+        s("k8s.node.name", "gpu-node-7"),
         s("modelplane.cluster", cluster),
         s("modelplane.engine", engine),
     ]
