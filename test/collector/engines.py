@@ -691,9 +691,6 @@ class Epp(Engine):
         self.ready_endpoints = 0
         self.queue_by_endpoint: dict[str, int] = {}
 
-    def route(self, model_name: str, fairness_id: str) -> EppRoute:
-        return next(r for r in self.routes if r.model_name == model_name and r.fairness_id == fairness_id)
-
     def serve(self, route: EppRoute, requests: Iterable[Request], error_code: str | None = None) -> None:
         with self.lock:
             for r in requests:

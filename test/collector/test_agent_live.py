@@ -3,8 +3,9 @@ test/peers/build.sh) loads the config function-signals renders for
 examples/ic-full, scrapes loopback stand-ins of vLLM, SGLang, llama.cpp, the
 llm-d EPP and the DCGM exporter (test/collector/engines.py), receives gateway
 spans from the OpenTelemetry Python SDK, and exports to a real
-signal-aggregator authenticated with an ingest token file. Every assertion
-reads values back through the aggregator's HTTP API.
+signal-aggregator authenticated with an ingest token file. Values are read
+back through the aggregator's HTTP API; what the agent put on the wire is
+read from a `file` exporter next to the aggregator's.
 
 The test copy of the config differs from the rendered one only where this
 machine is not a Kubernetes pod (see `local_agent_config`).
@@ -17,6 +18,7 @@ there, next to what the engines counted while it ran.
 
 from __future__ import annotations
 
+import collections
 import copy
 import gzip
 import json
@@ -293,11 +295,13 @@ def requests_batch(rng: random.Random, n: int, *, errors: int = 0) -> list[Reque
 # --- the gateway's spans -----------------------------------------------------
 
 
-@dataclass
+@dataclass(frozen=True)
 class SentSpan:
+    """What the gateway reported about one request: an exported span must
+    carry exactly these values."""
+
     input_tokens: int
     output_tokens: int
-    duration: float
     ttft: float
     prefix_hash: str
     error: bool
@@ -306,7 +310,6 @@ class SentSpan:
 def send_gateway_spans(endpoint: str, prompt: str, rng: random.Random, n: int) -> list[SentSpan]:
     """`n` gen_ai chat spans from an LLM gateway, prompt and completion text in
     every attribute position a gateway or an instrumentation library uses."""
-    from opentelemetry import trace
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
@@ -381,7 +384,7 @@ def send_gateway_spans(endpoint: str, prompt: str, rng: random.Random, n: int) -
             span.set_attribute("error.type", "upstream_timeout")
             span.set_status(Status(StatusCode.ERROR, f"upstream timed out answering {prompt}"))
         span.end(end_time=start + int(duration * 1e9))
-        sent.append(SentSpan(input_tokens, output_tokens, duration, ttft, prefix_hash, error))
+        sent.append(SentSpan(input_tokens, output_tokens, ttft, prefix_hash, error))
     assert provider.force_flush(30_000), "the SDK could not flush its spans to the agent"
     provider.shutdown()
     return sent
@@ -896,6 +899,14 @@ def check_span_values(aggregator: Aggregator, capture: Path, sent: list[SentSpan
         assert attrs["modelplane.sample_rate"] == rates[kind], attrs
         by_kind[kind].append(span)
     for kind, exported in by_kind.items():
+        # Each kind's pipeline exports a subset of what was sent, values untouched.
+        unsent = collections.Counter(sent)
+        for span in exported:
+            attrs = span_attrs(span)
+            unsent[SentSpan(attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"],
+                            attrs["gen_ai.response.time_to_first_chunk"], attrs["modelplane.prefix.hash"],
+                            "error.type" in attrs)] -= 1
+        assert min(unsent.values()) >= 0, (kind, [s for s, n in unsent.items() if n < 0][:3])
         low, high = binomial_bounds(len(sent), rates[kind])
         assert low <= len(exported) <= high, f"{kind}: {len(exported)} of {len(sent)} spans outside [{low:.0f}, {high:.0f}]"
 
