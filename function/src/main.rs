@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use function_sdk_rust::{Args, Server};
 use function_signals::input::Ttl;
-use function_signals::render_cmd::{self, RenderArgs};
+use function_signals::render_cmd::{self, RenderArgs, RenderOptions};
 use function_signals::{Config, SignalsFunction};
 
 /// Crossplane composition function that renders per-cluster OpenTelemetry
@@ -30,8 +30,13 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Print the desired state for an XR as YAML, as `crossplane render` would.
-    Render(RenderArgs),
+    /// Print the desired state for an XR as YAML, as `crossplane composition render` would.
+    Render {
+        #[command(flatten)]
+        args: RenderArgs,
+        #[command(flatten)]
+        options: RenderOptions,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,7 +50,9 @@ fn main() -> ExitCode {
     };
     let config = Config { ttl: cli.ttl.0 };
     match &cli.command {
-        Some(Command::Render(render)) => ExitCode::from(render_cmd::run(render, &config) as u8),
+        Some(Command::Render { args, options }) => {
+            ExitCode::from(render_cmd::run(args, options, &config) as u8)
+        }
         None => serve(&cli.args, config),
     }
 }

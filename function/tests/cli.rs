@@ -71,7 +71,7 @@ fn render_of_an_observed_file_without_the_annotation_exits_2() {
 }
 
 #[test]
-fn render_of_a_bad_spec_prints_the_fatal_result_and_exits_1() {
+fn render_of_a_bad_spec_fails_with_the_fatal_result_and_exits_1() {
     let dir = tempfile::tempdir().unwrap();
     let xr = dir.path().join("xr.yaml");
     std::fs::write(
@@ -83,13 +83,65 @@ fn render_of_a_bad_spec_prints_the_fatal_result_and_exits_1() {
         .args(["render", xr.to_str().unwrap()])
         .output()
         .unwrap();
+    // As `crossplane composition render` does: a Fatal result fails the
+    // pipeline, nothing is printed, the error names the step.
     assert_eq!(out.status.code(), Some(1));
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(stdout.contains("kind: Result"), "{stdout}");
-    assert!(stdout.contains("severity: SEVERITY_FATAL"), "{stdout}");
     assert!(
-        stdout.contains("spec.signals.kinds[0].sampleRate: must be between 0 and 1, got 2"),
-        "{stdout}"
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.contains(
+            "pipeline step \"signals\" returned a fatal result: spec.signals.kinds[0].sampleRate: must be between 0 and 1, got 2"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn render_prints_warning_results_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let xr = dir.path().join("xr.yaml");
+    // SingleCluster with the agent outside the token namespace and no
+    // tokenSecretRef: rendered, with a Warning.
+    std::fs::write(
+        &xr,
+        "apiVersion: modelplane.ai/v1alpha1\nkind: InferenceCluster\nmetadata:\n  name: c\nspec:\n  signals:\n    kinds:\n    - name: Capacity\n    agent:\n      namespace: signals\n",
+    )
+    .unwrap();
+    let input = dir.path().join("input.yaml");
+    std::fs::write(
+        &input,
+        "apiVersion: signals.fn.modelplane.ai/v1beta1\nkind: Input\nmode: SingleCluster\n",
+    )
+    .unwrap();
+    let render = |extra: &[&str]| {
+        let out = bin()
+            .args([
+                "render",
+                xr.to_str().unwrap(),
+                "--input",
+                input.to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(!render(&[]).contains("kind: Result"));
+    let with_results = render(&["-r"]);
+    assert!(
+        with_results.contains(
+            "kind: Result\nmessage: 'Pipeline step \"signals\": the agent runs in namespace signals"
+        ),
+        "{with_results}"
+    );
+    assert!(
+        with_results.contains("reason: IngestTokenUnreachable\nseverity: Warning\n"),
+        "{with_results}"
     );
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use function_signals::render_cmd::{RenderArgs, build_request, render_output};
+use function_signals::render_cmd::{RenderArgs, RenderOptions, build_request, render_output};
 use function_signals::{Config, run_function};
 
 fn examples_dir() -> PathBuf {
@@ -30,7 +30,12 @@ pub fn render_example(dir: &Path) -> String {
         input: optional("input.yaml"),
     };
     let req = build_request(&args).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    render_output(&req, &run_function(&req, &Config::default()))
+    render_output(
+        &req,
+        &run_function(&req, &Config::default()),
+        &RenderOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 #[test]

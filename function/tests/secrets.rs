@@ -5,7 +5,7 @@
 //! up in error messages) and looked for in the response and the render output.
 
 use function_sdk_rust::proto::v1::RunFunctionRequest;
-use function_signals::render_cmd::render_output;
+use function_signals::render_cmd::{RenderOptions, render_output};
 use function_signals::{Config, run_function};
 use serde_json::{Value, json};
 
@@ -28,7 +28,11 @@ fn assert_clean(req: Value) -> Value {
     let req: RunFunctionRequest = serde_json::from_value(req).unwrap();
     let rsp = run_function(&req, &Config::default());
     let wire = serde_json::to_string(&rsp).unwrap();
-    let rendered = render_output(&req, &rsp);
+    // A Fatal result is the render's error text instead of its output.
+    let options = RenderOptions {
+        include_function_results: true,
+    };
+    let rendered = render_output(&req, &rsp, &options).unwrap_or_else(|e| e);
     for marker in MARKERS {
         assert!(
             !wire.contains(marker),

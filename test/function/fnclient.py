@@ -8,6 +8,7 @@ crossplane.io/composition-resource-name annotation.
 from __future__ import annotations
 
 import contextlib
+import copy
 import subprocess
 from pathlib import Path
 from typing import Any, Iterator
@@ -142,13 +143,51 @@ def condition(rsp: fnv1.RunFunctionResponse, typ: str) -> fnv1.Condition:
     return matches[0]
 
 
-def response_as_render_documents(
-    req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse
-) -> list[dict[str, Any]]:
-    """What `function-signals render` prints for this response, rebuilt from
-    the gRPC response: the XR (identity + desired status + conditions), the
-    composed resources by name with their resource-name annotation, then one
-    Result document per result."""
+SYSTEM_CONDITIONS = {"Ready", "Synced", "Healthy", "UpToDate", "Responsive"}
+COMPOSITE_LABEL = "crossplane.io/composite"
+
+
+def function_view_of_render(printed: list[dict[str, Any]], rsp: fnv1.RunFunctionResponse) -> list[dict[str, Any]]:
+    """`function-signals render` output with what Crossplane's reconciler adds
+    taken away (resource references, its own conditions and condition times,
+    generated names, the composite label, the controller reference), so it
+    can be compared with the function's gRPC response. What is added is
+    checked against the real CLI in test/crossplane_cli/."""
+    xr, *composed = copy.deepcopy(printed)
+    xr.pop("spec", None)
+    status = xr.get("status", {})
+    conditions = [
+        {k: v for k, v in c.items() if k != "lastTransitionTime"}
+        for c in status.pop("conditions", [])
+        if c["type"] not in SYSTEM_CONDITIONS
+    ]
+    if conditions:
+        status["conditions"] = conditions
+    if not status:
+        xr.pop("status", None)
+    out = [xr]
+    for doc in composed:
+        meta = doc["metadata"]
+        key = meta["annotations"].pop(RESOURCE_NAME_ANNOTATION)
+        if not meta["annotations"]:
+            del meta["annotations"]
+        desired = resource.struct_to_dict(rsp.desired.resources[key].resource).get("metadata", {})
+        for field in ("generateName", "ownerReferences"):
+            meta.pop(field, None)
+        for field in ("name", "namespace"):
+            if field not in desired:
+                meta.pop(field, None)
+        meta.get("labels", {}).pop(COMPOSITE_LABEL, None)
+        if "labels" in meta and not meta["labels"]:
+            del meta["labels"]
+        out.append(doc)
+    return out
+
+
+def response_as_function_view(req: fnv1.RunFunctionRequest, rsp: fnv1.RunFunctionResponse) -> list[dict[str, Any]]:
+    """The gRPC response in the shape of function_view_of_render: the XR's
+    identity, desired status and the function's conditions, then the desired
+    composed resources by name."""
     observed = resource.struct_to_dict(req.observed.composite.resource)
     xr: dict[str, Any] = {"apiVersion": observed["apiVersion"], "kind": observed["kind"], "metadata": {}}
     for field in ("name", "namespace"):
@@ -168,20 +207,7 @@ def response_as_render_documents(
         xr.setdefault("status", {})["conditions"] = conditions
     docs = [xr]
     for key in sorted(rsp.desired.resources):
-        obj = resource.struct_to_dict(rsp.desired.resources[key].resource)
-        obj.setdefault("metadata", {}).setdefault("annotations", {})[RESOURCE_NAME_ANNOTATION] = key
-        docs.append(obj)
-    for result in rsp.results:
-        doc = {
-            "apiVersion": "render.crossplane.io/v1beta1",
-            "kind": "Result",
-            "step": "function-signals",
-            "severity": fnv1.Severity.Name(result.severity),
-            "message": result.message,
-        }
-        if result.HasField("reason"):
-            doc["reason"] = result.reason
-        docs.append(doc)
+        docs.append(resource.struct_to_dict(rsp.desired.resources[key].resource))
     return docs
 
 

@@ -7,10 +7,11 @@ import yaml
 from .fnclient import (
     FIXTURES,
     fatal_results,
+    function_view_of_render,
     load_one,
     load_yaml,
     render_cases,
-    response_as_render_documents,
+    response_as_function_view,
     run_render,
 )
 
@@ -28,24 +29,26 @@ def test_render_prints_the_grpc_response(server, case):
     req = case.request(tag="render")
     rsp = server.run(req)
     code, printed, stderr = run_render(*case.render_argv())
-    from_grpc = response_as_render_documents(req, rsp)
-    assert printed == from_grpc, stderr
-    assert code == (1 if fatal_results(rsp) else 0), stderr
+    if fatal_results(rsp):
+        # As the Crossplane CLI: the pipeline fails, nothing is printed.
+        assert (code, printed) == (1, []), stderr
+        assert fatal_results(rsp)[0].message in stderr
+        return
+    assert code == 0, stderr
+    assert function_view_of_render(printed, rsp) == response_as_function_view(req, rsp), stderr
     if case.expected is not None:
-        assert load_yaml(case.expected) == from_grpc, f"{case.expected} is stale"
+        assert load_yaml(case.expected) == printed, f"{case.expected} is stale"
 
 
-def test_render_of_a_bad_spec_prints_the_fatal_result_and_exits_1(tmp_path):
+def test_render_of_a_bad_spec_fails_like_crossplane_render(tmp_path):
     xr = load_one(FIXTURES / "inferencecluster-minimal.yaml")
     xr["spec"]["signals"]["kinds"][0]["sampleRate"] = 2
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(xr))
-    code, printed, _ = run_render(path)
+    code, printed, stderr = run_render(path)
     assert code == 1
-    results = [d for d in printed if d.get("kind") == "Result"]
-    assert len(results) == 1
-    assert results[0]["severity"] == "SEVERITY_FATAL"
-    assert "spec.signals.kinds[0].sampleRate" in results[0]["message"]
+    assert printed == []
+    assert 'pipeline step "signals" returned a fatal result: spec.signals.kinds[0].sampleRate' in stderr
 
 
 def test_render_of_a_missing_file_is_a_clear_error(tmp_path):
