@@ -644,6 +644,46 @@ def test_spans_are_sampled_per_kind_and_counted_exactly(live: Live) -> None:
     eventually(lambda: check_span_values(live.aggregator, live.capture, live.sent), timeout=10)
 
 
+def test_only_what_the_agent_mangled_is_refused_and_nothing_is_lost(live: Live) -> None:
+    def check() -> None:
+        malformed = sum(
+            1
+            for request in read_capture(live.capture)
+            for resource in request.get("resourceMetrics", [])
+            for scope in resource["scopeMetrics"]
+            for metric in scope["metrics"]
+            for point in metric.get("histogram", {}).get("dataPoints", [])
+            if any(a >= b for a, b in zip(point["explicitBounds"], point["explicitBounds"][1:]))
+        )
+        counters = prometheus_samples(live.aggregator.metrics())
+        rejected = {labels: n for (name, labels), n in counters.items()
+                    if name == "modelplane_aggregator_rejected_items_total" and n}
+        # test_fleet_scope_keeps_every_fairness_series: the colliding EPP histograms.
+        assert malformed > 0
+        assert rejected == {(("reason", "invalid"), ("signal", "metrics")): malformed}, rejected
+        lost = {labels: n for (name, labels), n in counters.items()
+                if name == "modelplane_aggregator_dropped_items_total" and n
+                and dict(labels)["reason"] in ("series_limit", "cumulative_state_full", "unsupported_metric_type")}
+        assert not lost, lost
+
+    eventually(check, timeout=5)
+
+
+def prometheus_samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """`name{labels} value` lines of a text exposition, labels sorted."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        series, _, value = line.rpartition(" ")
+        name, _, labels = series.partition("{")
+        pairs = tuple(sorted(
+            (k, v.strip('"')) for k, _, v in (p.partition("=") for p in labels.rstrip("}").split(",") if p)
+        ))
+        samples[(name, pairs)] = float(value)
+    return samples
+
+
 def test_no_prompt_text_reaches_the_aggregator(live: Live) -> None:
     check_privacy(live.aggregator, live.capture, live.prompt)
 
