@@ -1,11 +1,14 @@
-//! The rendered collector config is well formed for every mix of signal
-//! kinds: it parses, every pipeline references defined components, every
-//! defined component is used and ships in the otelcol-k8s distribution,
-//! `$` is always escaped or an `${env:...}` the Deployment defines.
+//! Properties of the rendered collector config that the real collector does
+//! not check, for every mix of signal kinds: only traces and metrics
+//! pipelines, memory_limiter first, the privacy transform on every traces
+//! pipeline, no sampled metrics, no unused component, and `$` always escaped
+//! or an `${env:...}` the Deployment defines (so the token only arrives by
+//! env). Whether the real collector accepts the config (component types and
+//! keys, pipeline references, deprecated names) is tested against otelcol-k8s
+//! itself in test/collector/test_config_validate.py.
 
 use std::collections::BTreeSet;
 
-use function_signals::render::collector_config::K8S_DISTRIBUTION;
 use function_signals::{Config, run_function};
 use serde_json::{Value, json};
 
@@ -77,6 +80,14 @@ fn component_type(id: &str) -> &str {
     id.split('/').next().unwrap()
 }
 
+const COMPONENT_CLASSES: [&str; 5] = [
+    "receivers",
+    "processors",
+    "exporters",
+    "extensions",
+    "connectors",
+];
+
 fn check_config(text: &str, deployment: &Value) -> Result<(), String> {
     let config: Value = serde_yaml::from_str(text).map_err(|e| format!("does not parse: {e}"))?;
     let mut used: BTreeSet<(String, String)> = BTreeSet::new();
@@ -94,17 +105,8 @@ fn check_config(text: &str, deployment: &Value) -> Result<(), String> {
             ));
         }
         for class in ["receivers", "processors", "exporters"] {
-            let ids = pipeline[class]
-                .as_array()
-                .ok_or(format!("pipeline {name} has no {class}"))?;
-            if ids.is_empty() && class != "processors" {
-                return Err(format!("pipeline {name} has empty {class}"));
-            }
-            for id in ids {
+            for id in pipeline[class].as_array().into_iter().flatten() {
                 let id = id.as_str().ok_or("ids are strings")?;
-                if config[class].get(id).is_none() {
-                    return Err(format!("pipeline {name} references undefined {class} {id}"));
-                }
                 used.insert((class.to_string(), id.to_string()));
             }
         }
@@ -130,45 +132,44 @@ fn check_config(text: &str, deployment: &Value) -> Result<(), String> {
             return Err(format!("pipeline {name} samples metrics"));
         }
     }
-    for id in config["service"]["extensions"]
-        .as_array()
-        .ok_or("no service.extensions")?
-    {
-        let id = id.as_str().unwrap();
-        if config["extensions"].get(id).is_none() {
-            return Err(format!("service uses undefined extension {id}"));
+    // A plain statement list runs in the most specific context any statement
+    // names (span events, for transform/privacy), so groups name theirs.
+    for (id, body) in config["processors"].as_object().into_iter().flatten() {
+        if component_type(id) != "transform" {
+            continue;
         }
-        used.insert(("extensions".to_string(), id.to_string()));
-    }
-    for (class, allowed) in K8S_DISTRIBUTION {
-        if let Some(defined) = config.get(*class).and_then(Value::as_object) {
-            for (id, body) in defined {
-                if !allowed.contains(&component_type(id)) {
-                    return Err(format!(
-                        "{class} {id} is not in the otelcol-k8s distribution"
-                    ));
-                }
-                if body.is_null() {
-                    return Err(format!("{class} {id} has a null body (write {{}})"));
-                }
-                if !used.contains(&(class.to_string(), id.clone())) {
-                    return Err(format!("{class} {id} is defined but unused"));
-                }
+        for (key, groups) in body.as_object().unwrap() {
+            if key.ends_with("_statements")
+                && !groups
+                    .as_array()
+                    .is_some_and(|g| g.iter().all(|g| g["context"].is_string()))
+            {
+                return Err(format!(
+                    "processors {id} {key}: every statement group names its context"
+                ));
             }
         }
     }
-    for key in config.as_object().unwrap().keys() {
-        if ![
-            "receivers",
-            "processors",
-            "exporters",
-            "extensions",
-            "connectors",
-            "service",
-        ]
-        .contains(&key.as_str())
+    for id in config["service"]["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        used.insert(("extensions".to_string(), id.as_str().unwrap().to_string()));
+    }
+    // The collector accepts a defined but unused component silently; here it
+    // means a rendering branch built something no pipeline runs.
+    for class in COMPONENT_CLASSES {
+        for id in config
+            .get(class)
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(id, _)| id)
         {
-            return Err(format!("unknown top-level key {key}"));
+            if !used.contains(&(class.to_string(), id.clone())) {
+                return Err(format!("{class} {id} is defined but unused"));
+            }
         }
     }
     check_dollars(text, deployment)
@@ -243,22 +244,27 @@ fn the_checker_catches_broken_configs() {
     assert!(check_config(&config, &deployment).is_ok());
     let broken = [
         (
-            config.replace("- otlp_grpc/aggregator", "- otlp_grpc/nowhere"),
-            "undefined exporters",
+            config.replacen(
+                "      - memory_limiter\n",
+                "      - resource/cluster\n      - memory_limiter\n",
+                1,
+            ),
+            "memory_limiter must come first",
         ),
         (
-            config.replacen("memory_limiter:\n", "memory_limiter_x:\n", 1),
-            "undefined processors memory_limiter",
+            config.replace("      - transform/privacy\n", ""),
+            "without the privacy transform",
+        ),
+        (
+            config.replace("      - groupbyattrs/scrape_target\n", ""),
+            "groupbyattrs/scrape_target is defined but unused",
         ),
         (
             config.replace("${env:MODELPLANE_INGEST_TOKEN}", "${env:OTHER_TOKEN}"),
             "OTHER_TOKEN",
         ),
         (config.replace("$$1", "$1"), "unescaped $"),
-        (
-            config.replace("groupbyattrs/scrape_target", "spanmetrics_x/scrape_target"),
-            "not in the otelcol-k8s",
-        ),
+        (flat_privacy_statements(&config), "names its context"),
     ];
     for (text, expected) in broken {
         let error = check_config(&text, &deployment).expect_err(expected);
@@ -267,6 +273,20 @@ fn the_checker_catches_broken_configs() {
             "{error} should mention {expected}"
         );
     }
+}
+
+/// transform/privacy written as one plain list, as it once was.
+fn flat_privacy_statements(config: &str) -> String {
+    let mut config: Value = serde_yaml::from_str(config).unwrap();
+    let privacy = &mut config["processors"]["transform/privacy"]["trace_statements"];
+    let flat: Vec<Value> = privacy
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["statements"].as_array().unwrap().clone())
+        .collect();
+    *privacy = Value::Array(flat);
+    function_signals::render::yaml::to_yaml(&config)
 }
 
 #[test]
@@ -300,10 +320,10 @@ fn span_pipelines_follow_the_contract() {
         );
         assert_eq!(
             config["processors"][format!("transform/tag_{suffix}")]["trace_statements"],
-            json!([
+            json!([{ "context": "span", "statements": [
                 format!(r#"set(span.attributes["modelplane.signal"], "{signal}")"#),
                 format!(r#"set(span.attributes["modelplane.sample_rate"], {rate})"#),
-            ])
+            ] }])
         );
     }
     assert_eq!(

@@ -449,10 +449,10 @@ fn sampled_span_kinds_get_a_sampler_and_tags() {
     );
     assert_eq!(
         config["processors"]["transform/tag_request_lifecycle"]["trace_statements"],
-        json!([
+        json!([{ "context": "span", "statements": [
             r#"set(span.attributes["modelplane.signal"], "RequestLifecycle")"#,
             r#"set(span.attributes["modelplane.sample_rate"], 0.1)"#,
-        ])
+        ] }])
     );
     // Both span kinds at one rate share a pipeline and carry no kind tag.
     let xr = cluster(
@@ -472,7 +472,7 @@ fn sampled_span_kinds_get_a_sampler_and_tags() {
     assert_eq!(pipelines, ["metrics", "traces/spans"]);
     assert_eq!(
         config["processors"]["transform/tag_spans"]["trace_statements"],
-        json!([r#"set(span.attributes["modelplane.sample_rate"], 1.0)"#])
+        json!([{ "context": "span", "statements": [r#"set(span.attributes["modelplane.sample_rate"], 1.0)"#] }])
     );
 }
 

@@ -10,11 +10,14 @@ environment the rendered Deployment gives the container:
   checks every pipeline reference and builds the pipeline graph. It must exit 0.
 - validate builds that graph with a no-op logger, so it never prints a
   warning: a deprecated alias such as `k8sattributes` passes it silently. So
-  the collector is also started and stopped once it logs "Starting ...",
-  the line after every component has been created with the real logger and
-  before any is started (starting needs a Kubernetes API server). Up to
-  there the log must hold no warning or error, which is where
-  `"k8sattributes" alias is deprecated` appears.
+  the collector is also started, at debug log level, and stopped once it
+  logs "Starting ...", the line after every component has been created with
+  the real logger and before any is started (starting needs a Kubernetes API
+  server). Up to there the log must hold no warning or error (where
+  `"k8sattributes" alias is deprecated` appears) and no inferred OTTL
+  context: a transform processor given a plain statement list runs all of
+  it in the most specific context any statement names, which once ran the
+  privacy deletions per span event and skipped spans without events.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ DEPRECATION = re.compile(r"deprecat", re.IGNORECASE)
 # A zap console log line: timestamp, level, caller, message, fields.
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\dT\S+\t(?P<level>[a-z]+)\t")
 QUIET_LEVELS = {"debug", "info"}
+# Logged at debug level by OTTL when a statement group names no context.
+INFERRED_CONTEXT = "Inferred OTTL context"
 # Logged by service.Start after every component has been created, before any
 # is started.
 COMPONENTS_BUILT = "Starting otelcol-k8s..."
@@ -171,7 +176,7 @@ def collector_build_log(agent: RenderedAgent, workdir: Path) -> list[str]:
     pod_ip = "127.{}.{}.{}".format(*(random.randint(1, 254) for _ in range(3)))
     pod = agent.local_pod(workdir, pod_ip=pod_ip)
     process = subprocess.Popen(
-        [str(peers.otelcol()), *pod.args],
+        [str(peers.otelcol()), *pod.args, "--set=service::telemetry::logs::level=debug"],
         env=pod.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -204,13 +209,18 @@ def assert_collector_accepts(agent: RenderedAgent, workdir: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"otelcol-k8s validate exited {result.returncode}:\n{output}\nconfig:\n{agent.config_text}"
     assert not DEPRECATION.search(output), f"otelcol-k8s validate:\n{output}"
-    build_log = collector_build_log(agent, workdir / "start")
-    complaints = [
+    complaints = build_log_complaints(collector_build_log(agent, workdir / "start"))
+    assert complaints == [], "the collector complains while creating the components:\n" + "\n".join(complaints)
+
+
+def build_log_complaints(build_log: list[str]) -> list[str]:
+    return [
         line
         for line in build_log
-        if DEPRECATION.search(line) or ((m := LOG_LINE.match(line)) and m["level"] not in QUIET_LEVELS)
+        if DEPRECATION.search(line)
+        or INFERRED_CONTEXT in line
+        or ((m := LOG_LINE.match(line)) and m["level"] not in QUIET_LEVELS)
     ]
-    assert complaints == [], "the collector complains while creating the components:\n" + "\n".join(complaints)
 
 
 @pytest.mark.parametrize("example", examples_with_an_agent(), ids=lambda p: p.name)
@@ -330,3 +340,20 @@ def test_a_deprecated_alias_fails_the_check(tmp_path: Path) -> None:
     warnings = [line for line in collector_build_log(old_names, tmp_path / "start") if DEPRECATION.search(line)]
     assert len(warnings) == 4, warnings  # two k8sattributes processors in each of two traces pipelines
     assert all('"k8sattributes" alias is deprecated; use "k8s_attributes" instead' in line for line in warnings)
+
+
+def test_a_transform_without_a_context_fails_the_check(tmp_path: Path) -> None:
+    """A transform/privacy written as one plain list (as it was) passes
+    validate; the collector's debug log shows it inferred one context for all
+    of it, span events, which the check refuses."""
+    agent = render_agent(full_cluster_xr(), mode="SingleCluster", workdir=tmp_path / "render")
+    config = agent.config
+    groups = config["processors"]["transform/privacy"]["trace_statements"]
+    assert [g["context"] for g in groups] == ["span", "spanevent"]
+    config["processors"]["transform/privacy"]["trace_statements"] = [s for g in groups for s in g["statements"]]
+    # The `$$` escapes must survive the round trip, so dump the parsed value as is.
+    flat = dataclasses.replace(agent, config_text=yaml.safe_dump(config, sort_keys=True))
+    assert collector_validate(flat, tmp_path / "validate").returncode == 0
+    inferred = [line for line in collector_build_log(flat, tmp_path / "start") if INFERRED_CONTEXT in line]
+    assert len(inferred) == 2, inferred  # transform/privacy in each of the two traces pipelines
+    assert all('Inferred OTTL context: "spanevent"' in line for line in inferred)

@@ -2,92 +2,15 @@
 //! maps are sorted) and printed as YAML, so the same spec always yields the
 //! same bytes and the Deployment's checksum only moves when the config does.
 //!
-//! Component names are the ones collector v0.144+ uses (`otlp_grpc`,
-//! `k8s_attributes`); the pinned image must be at least that new.
+//! Component names are the current ones (`otlp_grpc` since core v0.144,
+//! `k8s_attributes` since contrib v0.146), not their deprecated aliases; the
+//! pinned image must be at least that new. test/collector/test_config_validate.py
+//! runs every shape of this config through the real otelcol-k8s `validate`.
 
 use apis::{PrivacyScope, SignalKind};
 use serde_json::{Map, Value, json};
 
 use super::{AgentPlan, CONFIG_DIR, CONFIG_KEY, Source, SpanPipeline, TOKEN_ENV};
-
-/// Components of the `otelcol-k8s` distribution (collector-releases
-/// `distributions/otelcol-k8s/manifest.yaml` at 0.159.0), by class. Every
-/// component the renderer emits must be listed here.
-pub const K8S_DISTRIBUTION: &[(&str, &[&str])] = &[
-    (
-        "receivers",
-        &[
-            "otlp",
-            "prometheus",
-            "k8s_cluster",
-            "k8s_events",
-            "k8s_objects",
-            "kubelet_stats",
-            "file_log",
-            "receiver_creator",
-        ],
-    ),
-    (
-        "processors",
-        &[
-            "batch",
-            "memory_limiter",
-            "attributes",
-            "filter",
-            "transform",
-            "redaction",
-            "k8s_attributes",
-            "resource",
-            "resource_detection",
-            "probabilistic_sampler",
-            "tail_sampling",
-            "interval",
-            "groupbyattrs",
-            "metricstransform",
-            "cumulativetodelta",
-        ],
-    ),
-    (
-        "exporters",
-        &[
-            "otlp_grpc",
-            "otlp_http",
-            "debug",
-            "file",
-            "loadbalancing",
-            "otelarrow",
-            "nop",
-        ],
-    ),
-    (
-        "extensions",
-        &[
-            "health_check",
-            "basicauth",
-            "bearertokenauth",
-            "headers_setter",
-            "oauth2clientauth",
-            "oidcauth",
-            "file_storage",
-            "k8s_observer",
-            "pprof",
-            "zpages",
-            "opamp",
-        ],
-    ),
-    (
-        "connectors",
-        &[
-            "forward",
-            "routing",
-            "count",
-            "spanmetrics",
-            "servicegraph",
-            "failover",
-            "roundrobin",
-        ],
-    ),
-];
 
 pub const HEALTH_PORT: u16 = 13133;
 pub const OTLP_GRPC_PORT: u16 = 4317;
@@ -196,10 +119,10 @@ pub fn metric_patterns(kind: SignalKind) -> &'static [(Source, &'static str)] {
 }
 
 /// Prompt, completion and message attributes, current and legacy names
-/// (OTel GenAI, OpenInference, Traceloop, Langfuse). Deleted on spans and span
-/// events before anything leaves the cluster. `$$` is a literal `$` to the
-/// collector's config resolver.
-pub const PRIVACY_STATEMENTS: &[&str] = &[
+/// (OTel GenAI, OpenInference, Traceloop, Langfuse), deleted on spans before
+/// anything leaves the cluster. `$$` is a literal `$` to the collector's
+/// config resolver.
+pub const PRIVACY_SPAN_STATEMENTS: &[&str] = &[
     r#"delete_matching_keys(span.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
     r#"delete_key(span.attributes, "gen_ai.input.messages")"#,
     r#"delete_key(span.attributes, "gen_ai.output.messages")"#,
@@ -210,6 +133,11 @@ pub const PRIVACY_STATEMENTS: &[&str] = &[
     r#"delete_matching_keys(span.attributes, "^llm\\.(input|output)_messages(\\..*)?$$")"#,
     r#"delete_matching_keys(span.attributes, "^traceloop\\.entity\\.(input|output)$$")"#,
     r#"delete_matching_keys(span.attributes, "^langfuse\\.(observation|trace)\\.(input|output)$$")"#,
+];
+
+/// The same content where span events carry it (GenAI events, OpenLLMetry's
+/// `content`).
+pub const PRIVACY_SPAN_EVENT_STATEMENTS: &[&str] = &[
     r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(input|output)\\.messages$$")"#,
     r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
     r#"delete_key(spanevent.attributes, "gen_ai.system_instructions")"#,
@@ -219,12 +147,31 @@ pub const PRIVACY_STATEMENTS: &[&str] = &[
 
 /// Identifiers of end users, removed when the cluster's aggregates may join
 /// cross-tenant roll-ups (`privacy.scope: Fleet`).
-const FLEET_SCOPE_STATEMENTS: &[&str] = &[
+const FLEET_SCOPE_SPAN_STATEMENTS: &[&str] = &[
     r#"delete_key(span.attributes, "user.id")"#,
     r#"delete_key(span.attributes, "enduser.id")"#,
     r#"delete_key(span.attributes, "session.id")"#,
-    r#"delete_matching_keys(resource.attributes, "^(user|enduser|session)\\..*")"#,
 ];
+const FLEET_SCOPE_RESOURCE_STATEMENTS: &[&str] =
+    &[r#"delete_matching_keys(resource.attributes, "^(user|enduser|session)\\..*")"#];
+
+/// A transform processor's statements as groups, each run in the OTTL
+/// context it names, in order. The context is always stated: the collector
+/// runs a plain list of statements as one group in the most specific context
+/// any of them mentions, so span statements listed with span-event ones run
+/// once per event, and a span without events keeps its prompt attributes.
+fn transform<S: AsRef<str>>(statements_key: &str, groups: &[(&str, &[S])]) -> Value {
+    let groups: Vec<Value> = groups
+        .iter()
+        .map(|(context, statements)| {
+            json!({
+                "context": context,
+                "statements": statements.iter().map(AsRef::as_ref).collect::<Vec<&str>>(),
+            })
+        })
+        .collect();
+    json!({ "error_mode": "ignore", statements_key: groups })
+}
 
 /// The config as YAML: exactly the bytes of the ConfigMap and the checksum.
 pub fn render_yaml(plan: &AgentPlan) -> String {
@@ -252,13 +199,25 @@ pub fn config(plan: &AgentPlan) -> Value {
         let enrichers = k8s_attributes(plan, &mut processors);
         processors.insert(
             "transform/privacy".into(),
-            json!({ "error_mode": "ignore", "trace_statements": PRIVACY_STATEMENTS }),
+            transform(
+                "trace_statements",
+                &[
+                    ("span", PRIVACY_SPAN_STATEMENTS),
+                    ("spanevent", PRIVACY_SPAN_EVENT_STATEMENTS),
+                ],
+            ),
         );
         let fleet = plan.signals.privacy.scope == PrivacyScope::Fleet;
         if fleet {
             processors.insert(
                 "transform/fleet_scope".into(),
-                json!({ "error_mode": "ignore", "trace_statements": FLEET_SCOPE_STATEMENTS }),
+                transform(
+                    "trace_statements",
+                    &[
+                        ("span", FLEET_SCOPE_SPAN_STATEMENTS),
+                        ("resource", FLEET_SCOPE_RESOURCE_STATEMENTS),
+                    ],
+                ),
             );
         }
         for span_pipeline in &plan.span_pipelines {
@@ -282,9 +241,16 @@ pub fn config(plan: &AgentPlan) -> Value {
             "groupbyattrs/scrape_target".into(),
             json!({ "keys": TARGET_LABELS.iter().map(|(label, _)| *label).collect::<Vec<_>>() }),
         );
+        let (resource_statements, metric_statements) = scrape_target_statements();
         processors.insert(
             "transform/scrape_target".into(),
-            json!({ "error_mode": "ignore", "metric_statements": scrape_target_statements() }),
+            transform(
+                "metric_statements",
+                &[
+                    ("resource", resource_statements.as_slice()),
+                    ("metric", metric_statements.as_slice()),
+                ],
+            ),
         );
         pipelines.insert(
             "metrics".into(),
@@ -399,7 +365,7 @@ fn span_processors(
     ));
     processors.insert(
         tag_id.clone(),
-        json!({ "error_mode": "ignore", "trace_statements": statements }),
+        transform("trace_statements", &[("span", statements.as_slice())]),
     );
     chain.push(tag_id);
     chain
@@ -523,10 +489,11 @@ fn scrape_receiver(plan: &AgentPlan, source: Source) -> (String, Value) {
     )
 }
 
-/// Lift the target labels onto the resource under their OTel names, and name
-/// the engine from the metric prefix when the pod did not say.
-fn scrape_target_statements() -> Vec<String> {
-    let mut statements: Vec<String> = TARGET_LABELS
+/// Lift the target labels onto the resource under their OTel names (once
+/// per resource), then name the engine from a metric's prefix when the pod
+/// did not say (needs each metric). Returns (resource, metric) statements.
+fn scrape_target_statements() -> (Vec<String>, Vec<String>) {
+    let mut resource: Vec<String> = TARGET_LABELS
         .iter()
         .map(|(label, attribute)| {
             format!(
@@ -535,16 +502,19 @@ fn scrape_target_statements() -> Vec<String> {
         })
         .collect();
     let labels: Vec<&str> = TARGET_LABELS.iter().map(|(label, _)| *label).collect();
-    statements.push(format!(
+    resource.push(format!(
         r#"delete_matching_keys(resource.attributes, "^({})$$")"#,
         labels.join("|")
     ));
-    for engine in ["vllm", "sglang", "llamacpp"] {
-        statements.push(format!(
-            r#"set(resource.attributes["modelplane.engine"], "{engine}") where resource.attributes["modelplane.engine"] == nil and IsMatch(metric.name, "^{engine}[:_]")"#
-        ));
-    }
-    statements
+    let metric = ["vllm", "sglang", "llamacpp"]
+        .iter()
+        .map(|engine| {
+            format!(
+                r#"set(resource.attributes["modelplane.engine"], "{engine}") where resource.attributes["modelplane.engine"] == nil and IsMatch(metric.name, "^{engine}[:_]")"#
+            )
+        })
+        .collect();
+    (resource, metric)
 }
 
 fn exporter(plan: &AgentPlan) -> Value {
