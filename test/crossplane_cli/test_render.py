@@ -96,6 +96,20 @@ def test_the_packaged_compositions_render(signals_fn, tmp_path, kind):
         ]
 
 
+def one_step_composition(tmp_path, xr, step):
+    """A Pipeline Composition for `xr`'s type with `step` as its only step."""
+    return write_yaml(tmp_path / "composition.yaml", {
+        "apiVersion": "apiextensions.crossplane.io/v1",
+        "kind": "Composition",
+        "metadata": {"name": "inferenceclusters.modelplane.ai"},
+        "spec": {
+            "compositeTypeRef": {"apiVersion": xr["apiVersion"], "kind": xr["kind"]},
+            "mode": "Pipeline",
+            "pipeline": [step],
+        },
+    })
+
+
 def test_function_results_are_printed_as_crossplane_prints_them(example_functions, tmp_path):
     """A Warning result (SingleCluster, agent outside the token namespace)
     through the real CLI with -r, and through `function-signals render -r`:
@@ -107,16 +121,7 @@ def test_function_results_are_printed_as_crossplane_prints_them(example_function
     xr["spec"]["signals"]["agent"] = {"namespace": "signals"}
     xr_path = write_yaml(tmp_path / "xr.yaml", xr)
     step = {"step": "signals", "functionRef": {"name": "function-signals"}, "input": load_yaml(example / "input.yaml")[0]}
-    composition = write_yaml(tmp_path / "composition.yaml", {
-        "apiVersion": "apiextensions.crossplane.io/v1",
-        "kind": "Composition",
-        "metadata": {"name": "inferenceclusters.modelplane.ai"},
-        "spec": {
-            "compositeTypeRef": {"apiVersion": xr["apiVersion"], "kind": xr["kind"]},
-            "mode": "Pipeline",
-            "pipeline": [step],
-        },
-    })
+    composition = one_step_composition(tmp_path, xr, step)
     real = render(xr_path, composition, example_functions)
     assert real.returncode == 0, real.explain()
     code, ours, stderr = run_render(xr_path, "--input", example / "input.yaml", "--include-function-results")
@@ -145,16 +150,7 @@ def test_a_fatal_result_fails_both_renders_the_same_way(example_functions, tmp_p
     xr = load_yaml(EXAMPLES / "ic-minimal" / "xr.yaml")[0]
     xr["spec"]["signals"]["kinds"][0]["sampleRate"] = 2
     xr_path = write_yaml(tmp_path / "xr.yaml", xr)
-    composition = write_yaml(tmp_path / "composition.yaml", {
-        "apiVersion": "apiextensions.crossplane.io/v1",
-        "kind": "Composition",
-        "metadata": {"name": "inferenceclusters.modelplane.ai"},
-        "spec": {
-            "compositeTypeRef": {"apiVersion": xr["apiVersion"], "kind": xr["kind"]},
-            "mode": "Pipeline",
-            "pipeline": [{"step": "signals", "functionRef": {"name": "function-signals"}}],
-        },
-    })
+    composition = one_step_composition(tmp_path, xr, {"step": "signals", "functionRef": {"name": "function-signals"}})
     real = render(xr_path, composition, example_functions)
     code, ours, stderr = run_render(xr_path)
     error = 'pipeline step "signals" returned a fatal result: spec.signals.kinds[0].sampleRate: must be between 0 and 1, got 2'
