@@ -1,6 +1,7 @@
 //! Spec and status types for the fields modelplane-signals owns on Modelplane's
 //! composite resources. These types are the single source of truth: the XRDs in
 //! `apis/xrds/` are checked against them by `tests/xrd_agreement.rs`.
+//! [`wire`] is the agent → aggregator contract both binaries derive from.
 
 pub mod duration;
 pub mod inference_cluster;
@@ -8,6 +9,7 @@ pub mod model_service;
 pub mod schema;
 pub mod signal_kind;
 pub mod validation;
+pub mod wire;
 
 pub use duration::RetentionDuration;
 pub use inference_cluster::*;

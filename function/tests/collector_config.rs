@@ -3,13 +3,19 @@
 //! pipelines, memory_limiter first, the privacy transform on every traces
 //! pipeline, no sampled metrics, no unused component, and `$` always escaped
 //! or an `${env:...}` the Deployment defines (so the token only arrives by
-//! env). Whether the real collector accepts the config (component types and
+//! env); and that what the agent keeps is what the aggregator reads
+//! (`apis::wire`): the scrape filters and the span allowlist. Whether the real collector accepts the config (component types and
 //! keys, pipeline references, deprecated names) is tested against otelcol-k8s
 //! itself in test/collector/test_config_validate.py.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use apis::SignalKind;
+use apis::wire::{
+    PROCESS_START_TIME, RESOURCE_ATTRIBUTES, SCRAPED_METRICS, SPAN_ATTRIBUTES, ScrapeJob,
+};
 use function_signals::{Config, run_function};
+use regex::Regex;
 use serde_json::{Value, json};
 
 const KINDS: [&str; 6] = [
@@ -340,28 +346,229 @@ fn span_pipelines_follow_the_contract() {
     assert_eq!(exporter["sending_queue"]["enabled"], true);
 }
 
-#[test]
-fn metrics_are_filtered_by_kind_not_sampled() {
-    let keep_regex = |kinds: Value| {
-        let (config, _) = render(json!({ "kinds": kinds }));
-        let config: Value = serde_yaml::from_str(&config).unwrap();
-        config["receivers"]["prometheus/engines"]["config"]["scrape_configs"][0]["metric_relabel_configs"][0]["regex"]
-            .as_str()
+/// Each rendered scrape job's `metric_relabel_configs` keep rule, compiled
+/// as Prometheus compiles it (RE2, anchored at both ends).
+fn keep_rules(config: &Value) -> BTreeMap<ScrapeJob, Regex> {
+    let mut rules = BTreeMap::new();
+    for (id, job) in [
+        ("prometheus/engines", ScrapeJob::Engines),
+        ("prometheus/epp", ScrapeJob::Epp),
+        ("prometheus/dcgm", ScrapeJob::Dcgm),
+    ] {
+        let Some(receiver) = config["receivers"].get(id) else {
+            continue;
+        };
+        let rules_of_job = &receiver["config"]["scrape_configs"][0]["metric_relabel_configs"];
+        let keep: Vec<&Value> = rules_of_job
+            .as_array()
             .unwrap()
-            .to_string()
+            .iter()
+            .filter(|r| r["action"] == "keep")
+            .collect();
+        assert_eq!(keep.len(), 1, "{id}: {rules_of_job}");
+        assert_eq!(keep[0]["source_labels"], json!(["__name__"]), "{id}");
+        let regex = keep[0]["regex"].as_str().unwrap();
+        rules.insert(job, Regex::new(&format!("^(?s:{regex})$")).unwrap());
+    }
+    rules
+}
+
+fn parsed(signals: Value) -> Value {
+    serde_yaml::from_str(&render(signals).0).unwrap()
+}
+
+/// How a scraped metric's samples are named on `/metrics`: as is (gauges,
+/// counters without the suffix), `_total` (counters), and a histogram's
+/// series.
+fn exposed_names(prefix: &str, name: &str) -> [String; 5] {
+    ["", "_total", "_bucket", "_sum", "_count"].map(|suffix| format!("{prefix}{name}{suffix}"))
+}
+
+/// Table-driven from apis::wire::SCRAPED_METRICS, the list the aggregator's
+/// routing is tested against (aggregator normalize::sources): with one kind
+/// on, a job keeps exactly the mapped metrics that kind reads, in every
+/// spelling, and a job is rendered exactly when it has one.
+#[test]
+fn every_mapped_metric_is_kept_exactly_for_the_kinds_that_read_it() {
+    for kind in SignalKind::ALL {
+        let config = parsed(json!({ "kinds": [{ "name": kind.as_str() }] }));
+        let rules = keep_rules(&config);
+        for family in SCRAPED_METRICS {
+            let job_reads_kind = SCRAPED_METRICS
+                .iter()
+                .filter(|f| f.job == family.job)
+                .any(|f| f.metrics.iter().any(|m| m.kinds.contains(&kind)));
+            assert_eq!(
+                rules.contains_key(&family.job),
+                job_reads_kind,
+                "{kind}: job {:?}",
+                family.job
+            );
+            for prefix in family.prefixes {
+                for metric in family.metrics {
+                    let wanted = metric.kinds.contains(&kind);
+                    for exposed in exposed_names(prefix, metric.name) {
+                        let kept = rules.get(&family.job).is_some_and(|r| r.is_match(&exposed));
+                        assert_eq!(kept, wanted, "{kind}: {exposed}");
+                    }
+                }
+            }
+        }
+    }
+    // RequestLifecycle alone keeps what the live agent once dropped.
+    let rules = keep_rules(&parsed(
+        json!({ "kinds": [{ "name": "RequestLifecycle" }] }),
+    ));
+    for name in [
+        "sglang:num_requests_total",
+        "sglang:queue_time_seconds_bucket",
+        "vllm:request_success_total",
+        "vllm:prompt_tokens_total",
+        "vllm:generation_tokens_total",
+        "vllm:num_requests_waiting",
+        "vllm:num_requests_running",
+    ] {
+        assert!(rules[&ScrapeJob::Engines].is_match(name), "{name}");
+    }
+}
+
+#[test]
+fn what_the_aggregator_does_not_map_is_not_scraped() {
+    let config = parsed(json!({ "kinds": SignalKind::ALL.map(|k| json!({ "name": k.as_str() })) }));
+    let rules = keep_rules(&config);
+    for (job, name) in [
+        (
+            ScrapeJob::Engines,
+            "vllm:request_prefill_time_seconds_bucket",
+        ),
+        (ScrapeJob::Engines, "vllm:prompt_tokens_created"),
+        (ScrapeJob::Engines, "vllm:request_prompt_tokens_bucket"),
+        (ScrapeJob::Engines, "sglang:num_aborted_requests_total"),
+        (ScrapeJob::Engines, "sglang:gen_throughput"),
+        (ScrapeJob::Engines, "llamacpp:prompt_seconds_total"),
+        (ScrapeJob::Engines, "llamacpp:time_to_first_token_seconds"),
+        (ScrapeJob::Engines, "python_gc_objects_collected_total"),
+        (ScrapeJob::Epp, "llm_d_epp_flow_control_queue_size"),
+        (ScrapeJob::Epp, "llm_d_epp_average_queue_size"),
+        (ScrapeJob::Epp, "go_goroutines"),
+        (ScrapeJob::Dcgm, "DCGM_FI_DEV_POWER_USAGE"),
+        (ScrapeJob::Dcgm, "DCGM_FI_DEV_SM_CLOCK"),
+    ] {
+        assert!(!rules[&job].is_match(name), "{job:?} keeps {name}");
+    }
+}
+
+/// The aggregator takes a cumulative series' start from its target's
+/// `process_start_time_seconds` (the receiver sends none), whatever kind
+/// the series feeds: every scrape job keeps it, in every kind mix.
+#[test]
+fn process_start_time_is_kept_from_every_scrape_job() {
+    let mut jobs = 0;
+    for spec in specs() {
+        let rules = keep_rules(&parsed(spec.clone()));
+        for (job, rule) in &rules {
+            assert!(rule.is_match(PROCESS_START_TIME), "{job:?}: {spec}");
+        }
+        jobs += rules.len();
+    }
+    assert!(jobs > 300, "{jobs}");
+}
+
+/// Fleet scope hashes the EPP's fairness id on the metrics path (dropping
+/// the label merged the series it told apart) and touches nothing else.
+#[test]
+fn fleet_scope_hashes_the_fairness_id_and_keeps_its_series_apart() {
+    let fleet = |scope: &str, kinds: &[&str]| {
+        let kinds: Vec<Value> = kinds.iter().map(|k| json!({ "name": k })).collect();
+        parsed(json!({ "kinds": kinds, "privacy": { "scope": scope } }))
     };
-    let capacity = keep_regex(json!([{ "name": "Capacity" }]));
-    assert!(
-        capacity.contains("num_requests_(running") && !capacity.contains("prompt_tokens"),
-        "{capacity}"
+    let config = fleet("Fleet", &["RequestLifecycle", "Capacity"]);
+    let epp = &config["receivers"]["prometheus/epp"]["config"]["scrape_configs"][0];
+    assert_eq!(
+        epp["metric_relabel_configs"].as_array().unwrap().len(),
+        1,
+        "only the keep rule: {}",
+        epp["metric_relabel_configs"]
     );
-    let cost = keep_regex(json!([{ "name": "Cost" }]));
-    assert!(
-        cost.contains("prompt_tokens") && !cost.contains("num_requests_"),
-        "{cost}"
+    assert_eq!(
+        config["service"]["pipelines"]["metrics"]["processors"],
+        json!([
+            "memory_limiter",
+            "groupbyattrs/scrape_target",
+            "transform/scrape_target",
+            "resource/cluster",
+            "transform/fleet_scope"
+        ])
     );
-    let both = keep_regex(json!([{ "name": "Capacity" }, { "name": "Cost" }]));
-    assert_eq!(both, format!("{capacity}|{cost}"));
+    assert_eq!(
+        config["processors"]["transform/fleet_scope"],
+        json!({ "error_mode": "ignore", "metric_statements": [{ "context": "datapoint", "statements": [
+            r#"set(datapoint.attributes["fairness_id"], SHA256(Concat(["c1", datapoint.attributes["fairness_id"]], "/"))) where datapoint.attributes["fairness_id"] != nil"#,
+        ] }] })
+    );
+    for (name, pipeline) in config["service"]["pipelines"].as_object().unwrap() {
+        if name.starts_with("traces") {
+            assert!(
+                !pipeline["processors"].to_string().contains("fleet_scope"),
+                "{name}"
+            );
+        }
+    }
+    // No EPP job, or per-tenant scope: nothing to hash.
+    for config in [
+        fleet("Fleet", &["Reliability"]),
+        fleet("PerTenant", &["RequestLifecycle", "Capacity"]),
+    ] {
+        assert!(config["processors"].get("transform/fleet_scope").is_none());
+        assert!(!config.to_string().contains("fairness_id"));
+    }
+}
+
+/// transform/privacy is the aggregator's allowlist (apis::wire), and every
+/// other place a span can carry text is emptied.
+#[test]
+fn the_privacy_transform_is_the_aggregators_allowlist() {
+    let (text, deployment) = render(json!({ "kinds": [{ "name": "RequestLifecycle" }] }));
+    let config: Value = serde_yaml::from_str(&text).unwrap();
+    let list = |keys: &[&str]| {
+        let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    };
+    assert_eq!(
+        config["processors"]["transform/privacy"],
+        json!({ "error_mode": "ignore", "trace_statements": [
+            { "context": "resource", "statements": [
+                format!("keep_keys(resource.attributes, {})", list(RESOURCE_ATTRIBUTES)),
+            ] },
+            { "context": "scope", "statements": ["keep_keys(scope.attributes, [])"] },
+            { "context": "span", "statements": [
+                format!("keep_keys(span.attributes, {})", list(SPAN_ATTRIBUTES)),
+                "set(span.events, nil)",
+                "set(span.links, nil)",
+                r#"set(span.status.message, "")"#,
+                r#"set(span.trace_state, "")"#,
+                r#"set(span.name, "") where span.name != "llm_request""#,
+            ] },
+        ] })
+    );
+    // `set(…, nil)` empties a list only with this gate; without it the
+    // collector ignores the statement and the links leave with their text.
+    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
+    assert_eq!(
+        args,
+        &json!([
+            "--config=/conf/collector.yaml",
+            "--feature-gates=ottl.set.allowNil"
+        ])
+    );
+    // k8s_attributes extracts only what the allowlist keeps.
+    assert_eq!(
+        config["processors"]["k8s_attributes"]["extract"],
+        json!({ "metadata": ["k8s.namespace.name"], "labels": [{ "tag_name": "modelplane.model", "key": "llm-d.ai/model", "from": "pod" }] })
+    );
+    for key in ["k8s.namespace.name", "modelplane.model"] {
+        assert!(RESOURCE_ATTRIBUTES.contains(&key));
+    }
 }
 
 #[test]

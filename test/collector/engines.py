@@ -312,10 +312,13 @@ class Vllm(Engine):
 
     def __init__(self, model: str, started: float) -> None:
         self.model = model
+        # Every process's start time, in order (a restart adds one).
+        self.starts: list[float] = []
         super().__init__()
         self._build(started)
 
     def _build(self, started: float) -> None:
+        self.starts.append(started)
         registry = CollectorRegistry(auto_describe=True)
         labels = ["model_name", "engine"]
         values = (self.model, "0")
@@ -425,6 +428,7 @@ class Sglang(Engine):
 
     def __init__(self, model: str, started: float) -> None:
         self.model = model
+        self.started = started
         super().__init__()
         registry = CollectorRegistry(auto_describe=True)
         tokenizer_labels = {"model_name": model, "engine_type": "unified"}
@@ -678,12 +682,16 @@ class EppRoute:
 
 class Epp(Engine):
     """The llm-d endpoint picker's current (`llm_d_epp_`) families for one
-    InferencePool, behind controller-runtime's secured metrics endpoint."""
+    InferencePool, behind controller-runtime's secured metrics endpoint,
+    with the process collector controller-runtime registers on it
+    (`process_start_time_seconds`)."""
 
     kind = "epp"
 
-    def __init__(self, pool: str, routes: list[EppRoute], tls: ssl.SSLContext, bearer_token: str) -> None:
+    def __init__(self, pool: str, routes: list[EppRoute], tls: ssl.SSLContext, bearer_token: str,
+                 started: float) -> None:
         super().__init__(tls=tls, bearer_token=bearer_token)
+        self.started = started
         self.pool = pool
         self.routes = routes
         self.average_kv_cache = 0.0
@@ -759,6 +767,8 @@ class Epp(Engine):
                 lines.append(f"{name}_sum{_go_labels(series)} {go_float(histogram.sum)}")
                 lines.append(f"{name}_count{_go_labels(series)} {histogram.count}")
         out = []
+        family("process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.").append(
+            f"process_start_time_seconds {go_float(self.started)}")
         for name in sorted(families):  # the registry's Gather sorts families by name
             kind, help_text, lines = families[name]
             if not lines:

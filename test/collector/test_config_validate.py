@@ -141,7 +141,7 @@ SHAPE_VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "span-sample-rates-equal": _span_rates((0.5, 0.5)),
     # one kind sampled, the other not
     "span-sample-rate-one-kind": _span_rates((0.3, None)),
-    # no transform/fleet_scope, no fairness_id labeldrop
+    # no transform/fleet_scope (no fairness_id hashing on the metrics path)
     "privacy-per-tenant": _per_tenant_privacy,
     "aggregator-insecure": _insecure_aggregator,
     # the step input's default endpoint and the copied token Secret
@@ -343,17 +343,18 @@ def test_a_deprecated_alias_fails_the_check(tmp_path: Path) -> None:
 
 
 def test_a_transform_without_a_context_fails_the_check(tmp_path: Path) -> None:
-    """A transform/privacy written as one plain list (as it was) passes
+    """A transform/privacy written as one plain list (as it once was) passes
     validate; the collector's debug log shows it inferred one context for all
-    of it, span events, which the check refuses."""
+    of it (here span, which once was span events and skipped spans without
+    any), which the check refuses."""
     agent = render_agent(full_cluster_xr(), mode="SingleCluster", workdir=tmp_path / "render")
     config = agent.config
     groups = config["processors"]["transform/privacy"]["trace_statements"]
-    assert [g["context"] for g in groups] == ["span", "spanevent"]
+    assert [g["context"] for g in groups] == ["resource", "scope", "span"]
     config["processors"]["transform/privacy"]["trace_statements"] = [s for g in groups for s in g["statements"]]
     # The `$$` escapes must survive the round trip, so dump the parsed value as is.
     flat = dataclasses.replace(agent, config_text=yaml.safe_dump(config, sort_keys=True))
     assert collector_validate(flat, tmp_path / "validate").returncode == 0
     inferred = [line for line in collector_build_log(flat, tmp_path / "start") if INFERRED_CONTEXT in line]
     assert len(inferred) == 2, inferred  # transform/privacy in each of the two traces pipelines
-    assert all('Inferred OTTL context: "spanevent"' in line for line in inferred)
+    assert all('Inferred OTTL context: "span"' in line for line in inferred)

@@ -2,6 +2,10 @@
 
 use std::collections::BTreeMap;
 
+// The scraped process's start (prometheus_client, client_golang and the
+// collector's own process collector all expose it); the agent keeps it from
+// every scrape job.
+use apis::wire::PROCESS_START_TIME;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -25,10 +29,6 @@ use crate::signal::{
 
 /// Prometheus staleness markers arrive with this flag and no value.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
-
-/// The scraped process's start, which prometheus_client, client_golang and
-/// the collector's own process collector all expose under this name.
-const PROCESS_START_TIME: &str = "process_start_time_seconds";
 
 const INVALID_MODEL: &str = "model attribute (model_name, target_model_name, gen_ai.*.model, mesh_llm.model) must be 1-200 chars of [A-Za-z0-9._/:@+-]";
 const MISSING_VALUE: &str = "number data point without a finite value";

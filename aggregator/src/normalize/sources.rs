@@ -152,27 +152,29 @@ const KV_CPU: Route = Route::Field {
 };
 const READY_REPLICAS: Route = field(CAP, Field::ReplicasActive);
 
+/// Name prefixes and the source each one names.
+const PREFIXES: &[(&str, Source)] = &[
+    ("vllm:", Source::Vllm),
+    ("vllm_", Source::Vllm),
+    ("sglang:", Source::Sglang),
+    ("sglang_", Source::Sglang),
+    ("llamacpp:", Source::LlamaCpp),
+    ("llamacpp_", Source::LlamaCpp),
+    ("llm_d_epp_", Source::Epp { current: true }),
+    ("inference_objective_", Source::Epp { current: false }),
+    ("inference_model_", Source::Epp { current: false }),
+    ("inference_pool_", Source::Epp { current: false }),
+    ("DCGM_", Source::Dcgm),
+    ("gen_ai.", Source::GenAi),
+    ("mesh_llm_", Source::MeshLlm),
+    ("modelplane.", Source::Modelplane),
+    ("modelplane_", Source::Modelplane),
+    ("llmkube_", Source::LlmKube),
+];
+
 /// Splits a metric name into its source and the name within that source
 /// (without the `_total` counter suffix).
 pub(crate) fn classify(name: &str) -> Option<(Source, &str)> {
-    const PREFIXES: &[(&str, Source)] = &[
-        ("vllm:", Source::Vllm),
-        ("vllm_", Source::Vllm),
-        ("sglang:", Source::Sglang),
-        ("sglang_", Source::Sglang),
-        ("llamacpp:", Source::LlamaCpp),
-        ("llamacpp_", Source::LlamaCpp),
-        ("llm_d_epp_", Source::Epp { current: true }),
-        ("inference_objective_", Source::Epp { current: false }),
-        ("inference_model_", Source::Epp { current: false }),
-        ("inference_pool_", Source::Epp { current: false }),
-        ("DCGM_", Source::Dcgm),
-        ("gen_ai.", Source::GenAi),
-        ("mesh_llm_", Source::MeshLlm),
-        ("modelplane.", Source::Modelplane),
-        ("modelplane_", Source::Modelplane),
-        ("llmkube_", Source::LlmKube),
-    ];
     let (source, rest) = PREFIXES
         .iter()
         .find_map(|(prefix, source)| name.strip_prefix(prefix).map(|rest| (*source, rest)))?;
@@ -181,11 +183,11 @@ pub(crate) fn classify(name: &str) -> Option<(Source, &str)> {
 
 pub(crate) fn route(source: Source, name: &str) -> Option<Route> {
     match source {
-        Source::Vllm => vllm(name),
-        Source::Sglang => sglang(name),
-        Source::LlamaCpp => llamacpp(name),
+        Source::Vllm => lookup(VLLM, name),
+        Source::Sglang => lookup(SGLANG, name),
+        Source::LlamaCpp => lookup(LLAMACPP, name),
         Source::Epp { current } => epp(name, current),
-        Source::Dcgm => dcgm(name),
+        Source::Dcgm => lookup(DCGM, name),
         Source::GenAi => genai(name),
         Source::MeshLlm => mesh_llm(name),
         Source::Modelplane => modelplane(name),
@@ -193,93 +195,155 @@ pub(crate) fn route(source: Source, name: &str) -> Option<Route> {
     }
 }
 
-fn vllm(name: &str) -> Option<Route> {
-    Some(match name {
-        "time_to_first_token_seconds" => TTFT,
-        "inter_token_latency_seconds" => TPOT,
-        "time_per_output_token_seconds" => Route::Superseded {
+/// A source's routes by name. Tables rather than `match`es so the tests can
+/// list every name the aggregator maps and hold it to the agent's list
+/// (`apis::wire::SCRAPED_METRICS`), which decides what the agent scrapes.
+type Table = &'static [(&'static str, Route)];
+
+fn lookup(table: Table, name: &str) -> Option<Route> {
+    table.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
+const VLLM: Table = &[
+    ("time_to_first_token_seconds", TTFT),
+    ("inter_token_latency_seconds", TPOT),
+    (
+        "time_per_output_token_seconds",
+        Route::Superseded {
             by: Present::VLLM_ITL,
             route: &TPOT,
         },
-        "e2e_request_latency_seconds" => E2E,
-        "request_queue_time_seconds" => QUEUE,
-        "prompt_tokens" => INPUT,
-        "generation_tokens" => OUTPUT,
-        "request_success" => Route::RequestOutcome,
-        "num_requests_running" => RUNNING,
-        "num_requests_waiting" => WAITING,
-        "num_preemptions" => field(RL, Field::Preemptions),
-        "kv_cache_usage_perc" => KV_HBM,
-        "gpu_cache_usage_perc" => Route::Superseded {
+    ),
+    ("e2e_request_latency_seconds", E2E),
+    ("request_queue_time_seconds", QUEUE),
+    ("prompt_tokens", INPUT),
+    ("generation_tokens", OUTPUT),
+    ("request_success", Route::RequestOutcome),
+    ("num_requests_running", RUNNING),
+    ("num_requests_waiting", WAITING),
+    ("num_preemptions", field(RL, Field::Preemptions)),
+    ("kv_cache_usage_perc", KV_HBM),
+    (
+        "gpu_cache_usage_perc",
+        Route::Superseded {
             by: Present::VLLM_KV_USAGE,
             route: &KV_HBM,
         },
-        "cpu_cache_usage_perc" => KV_CPU,
-        "prefix_cache_queries" => PREFIX_QUERIES,
-        "prefix_cache_hits" => PREFIX_HITS,
-        "gpu_prefix_cache_queries" => Route::Superseded {
+    ),
+    ("cpu_cache_usage_perc", KV_CPU),
+    ("prefix_cache_queries", PREFIX_QUERIES),
+    ("prefix_cache_hits", PREFIX_HITS),
+    (
+        "gpu_prefix_cache_queries",
+        Route::Superseded {
             by: Present::VLLM_PREFIX,
             route: &PREFIX_QUERIES,
         },
-        "gpu_prefix_cache_hits" => Route::Superseded {
+    ),
+    (
+        "gpu_prefix_cache_hits",
+        Route::Superseded {
             by: Present::VLLM_PREFIX,
             route: &PREFIX_HITS,
         },
-        "model_load_duration_seconds" => Route::ColdStartPhase {
+    ),
+    (
+        "model_load_duration_seconds",
+        Route::ColdStartPhase {
             phase: Some("model_load"),
             scale: 1.0,
         },
-        _ => return None,
-    })
-}
+    ),
+];
 
-fn sglang(name: &str) -> Option<Route> {
-    Some(match name {
-        "time_to_first_token_seconds" => TTFT,
-        "inter_token_latency_seconds" => TPOT,
-        "time_per_output_token_seconds" => Route::Superseded {
+const SGLANG: Table = &[
+    ("time_to_first_token_seconds", TTFT),
+    ("inter_token_latency_seconds", TPOT),
+    (
+        "time_per_output_token_seconds",
+        Route::Superseded {
             by: Present::SGLANG_ITL,
             route: &TPOT,
         },
-        "e2e_request_latency_seconds" => E2E,
-        "queue_time_seconds" => QUEUE,
-        "prompt_tokens" => INPUT,
-        "generation_tokens" => OUTPUT,
-        "cached_tokens" => PREFIX_HITS,
-        "num_requests" => REQUESTS,
-        "num_running_reqs" => RUNNING,
-        "num_queue_reqs" => WAITING,
-        "token_usage" => KV_HBM,
-        _ => return None,
-    })
-}
+    ),
+    ("e2e_request_latency_seconds", E2E),
+    ("queue_time_seconds", QUEUE),
+    ("prompt_tokens", INPUT),
+    ("generation_tokens", OUTPUT),
+    ("cached_tokens", PREFIX_HITS),
+    ("num_requests", REQUESTS),
+    ("num_running_reqs", RUNNING),
+    ("num_queue_reqs", WAITING),
+    ("token_usage", KV_HBM),
+];
 
-fn llamacpp(name: &str) -> Option<Route> {
-    Some(match name {
-        "prompt_tokens" => INPUT,
-        "tokens_predicted" => OUTPUT,
-        "requests_processing" => RUNNING,
-        "requests_deferred" => WAITING,
-        "kv_cache_usage_ratio" => KV_HBM,
-        _ => return None,
-    })
-}
+const LLAMACPP: Table = &[
+    ("prompt_tokens", INPUT),
+    ("tokens_predicted", OUTPUT),
+    ("requests_processing", RUNNING),
+    ("requests_deferred", WAITING),
+    ("kv_cache_usage_ratio", KV_HBM),
+];
+
+/// The current (`llm_d_epp_`) routes; the older names route the same way
+/// unless the current ones are in the same resource.
+const EPP: Table = &[
+    ("request", REQUESTS),
+    ("request_error", ERRORS),
+    ("request_duration_seconds", E2E),
+    ("input_tokens", Route::TokenHistogram(Field::InputTokens)),
+    (
+        "request_input_tokens",
+        Route::TokenHistogram(Field::InputTokens),
+    ),
+    ("output_tokens", Route::TokenHistogram(Field::OutputTokens)),
+    (
+        "request_output_tokens",
+        Route::TokenHistogram(Field::OutputTokens),
+    ),
+    ("running_requests", RUNNING),
+    ("request_running", RUNNING),
+    ("request_ttft_seconds", TTFT),
+    ("request_tpot_seconds", TPOT),
+    ("request_streaming_tpot_seconds", TPOT),
+    ("average_kv_cache_utilization", KV_HBM),
+    ("per_pod_queue_size", WAITING),
+    ("per_endpoint_queue_size", WAITING),
+    ("ready_pods", READY_REPLICAS),
+    ("ready_endpoints", READY_REPLICAS),
+];
+
+const DCGM: Table = &[
+    (
+        "FI_DEV_GPU_UTIL",
+        Route::Gpu {
+            kind: CAP,
+            field: Field::GpuUtilization,
+            scale: 0.01,
+        },
+    ),
+    (
+        "FI_DEV_FB_USED",
+        Route::Gpu {
+            kind: CAP,
+            field: Field::GpuMemoryUsedBytes,
+            scale: 1_048_576.0,
+        },
+    ),
+    (
+        "FI_DEV_FB_FREE",
+        Route::Gpu {
+            kind: CAP,
+            field: Field::GpuMemoryFreeBytes,
+            scale: 1_048_576.0,
+        },
+    ),
+    ("FI_DEV_XID_ERRORS", Route::XidGauge),
+    ("EXP_XID_ERRORS_COUNT", Route::XidCounter),
+];
 
 fn epp(name: &str, current: bool) -> Option<Route> {
-    let route = match name {
-        "request" => REQUESTS,
-        "request_error" => ERRORS,
-        "request_duration_seconds" => E2E,
-        "input_tokens" | "request_input_tokens" => Route::TokenHistogram(Field::InputTokens),
-        "output_tokens" | "request_output_tokens" => Route::TokenHistogram(Field::OutputTokens),
-        "running_requests" | "request_running" => RUNNING,
-        "request_ttft_seconds" => TTFT,
-        "request_tpot_seconds" | "request_streaming_tpot_seconds" => TPOT,
-        "average_kv_cache_utilization" => KV_HBM,
-        "per_pod_queue_size" | "per_endpoint_queue_size" => WAITING,
-        "ready_pods" | "ready_endpoints" => READY_REPLICAS,
-        _ => return None,
-    };
+    let route = lookup(EPP, name)?;
     Some(if current {
         route
     } else {
@@ -310,29 +374,6 @@ fn superseded_by_current_epp(route: Route) -> Route {
         by: Present::EPP_CURRENT,
         route: inner,
     }
-}
-
-fn dcgm(name: &str) -> Option<Route> {
-    Some(match name {
-        "FI_DEV_GPU_UTIL" => Route::Gpu {
-            kind: CAP,
-            field: Field::GpuUtilization,
-            scale: 0.01,
-        },
-        "FI_DEV_FB_USED" => Route::Gpu {
-            kind: CAP,
-            field: Field::GpuMemoryUsedBytes,
-            scale: 1_048_576.0,
-        },
-        "FI_DEV_FB_FREE" => Route::Gpu {
-            kind: CAP,
-            field: Field::GpuMemoryFreeBytes,
-            scale: 1_048_576.0,
-        },
-        "FI_DEV_XID_ERRORS" => Route::XidGauge,
-        "EXP_XID_ERRORS_COUNT" => Route::XidCounter,
-        _ => return None,
-    })
 }
 
 fn genai(name: &str) -> Option<Route> {
@@ -484,6 +525,111 @@ mod tests {
                 ),
                 "{name}"
             );
+        }
+    }
+
+    use std::collections::BTreeSet;
+
+    use apis::wire::{SCRAPED_METRICS, ScrapeJob};
+
+    /// The agent's scrape job for a source; `None`: the agent scrapes none
+    /// of it (OTLP sources, and llmkube's operator, which no job targets).
+    fn job(source: Source) -> Option<ScrapeJob> {
+        match source {
+            Source::Vllm | Source::Sglang | Source::LlamaCpp => Some(ScrapeJob::Engines),
+            Source::Epp { .. } => Some(ScrapeJob::Epp),
+            Source::Dcgm => Some(ScrapeJob::Dcgm),
+            Source::GenAi | Source::MeshLlm | Source::Modelplane | Source::LlmKube => None,
+        }
+    }
+
+    /// The kinds whose answers read a route's points.
+    fn kinds(route: &Route) -> BTreeSet<SignalKind> {
+        use SignalKind::*;
+        // Cost answers $/token with the same group's RequestLifecycle token
+        // counts (serve::signals::Companion): an agent with Cost and without
+        // RequestLifecycle must still send them.
+        const TOKENS: [SignalKind; 2] = [RequestLifecycle, Cost];
+        match route {
+            Route::Field {
+                kind,
+                field: Field::InputTokens | Field::OutputTokens,
+                ..
+            } => [*kind, Cost].into(),
+            Route::Field { kind, .. } | Route::Gpu { kind, .. } => [*kind].into(),
+            Route::TokenHistogram(_) | Route::GenAiTokenUsage => TOKENS.into(),
+            Route::RequestOutcome | Route::RequestDuration => [RequestLifecycle].into(),
+            Route::ColdStartPhase { .. } | Route::MeshLaunch(_) => [ColdStart].into(),
+            Route::MeshLaunchFailure | Route::MeshUnexpectedExit => [ColdStart, Reliability].into(),
+            Route::XidGauge | Route::XidCounter | Route::Failures => [Reliability].into(),
+            Route::KvTier | Route::Replicas => [Capacity].into(),
+            Route::Superseded { route, .. } => kinds(route),
+        }
+    }
+
+    fn table(source: Source) -> Table {
+        match source {
+            Source::Vllm => VLLM,
+            Source::Sglang => SGLANG,
+            Source::LlamaCpp => LLAMACPP,
+            Source::Epp { .. } => EPP,
+            Source::Dcgm => DCGM,
+            other => panic!("{other:?} has no table"),
+        }
+    }
+
+    /// The agent keeps a scraped metric only when apis::wire lists it, for
+    /// the kinds listed there (function/tests/collector_config.rs checks the
+    /// rendered filters keep every listed name). So every name the
+    /// aggregator maps from a scraped source must be listed, under every
+    /// prefix the aggregator accepts, with the kinds its route feeds.
+    #[test]
+    fn every_mapped_scraped_metric_is_on_the_agents_list() {
+        let mut checked = 0;
+        for (prefix, source) in PREFIXES {
+            let Some(job) = job(*source) else { continue };
+            let family = SCRAPED_METRICS
+                .iter()
+                .find(|f| f.prefixes.contains(prefix))
+                .unwrap_or_else(|| panic!("apis::wire lists no family with prefix {prefix}"));
+            assert_eq!(family.job, job, "{prefix}");
+            for (name, _) in table(*source) {
+                let routed = route(*source, name).unwrap();
+                let listed = family
+                    .metrics
+                    .iter()
+                    .find(|m| m.name == *name)
+                    .unwrap_or_else(|| {
+                        panic!("{prefix}{name} is mapped but apis::wire does not list it: the agent drops it")
+                    });
+                let listed: BTreeSet<SignalKind> = listed.kinds.iter().copied().collect();
+                assert_eq!(listed, kinds(&routed), "{prefix}{name}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "{checked}");
+    }
+
+    /// The other way round: the agent's list names nothing the aggregator
+    /// would not map (or map to other kinds), in both counter spellings.
+    #[test]
+    fn the_agents_list_names_only_mapped_metrics() {
+        for family in SCRAPED_METRICS {
+            for prefix in family.prefixes {
+                for metric in family.metrics {
+                    for spelling in [
+                        format!("{prefix}{}", metric.name),
+                        format!("{prefix}{}_total", metric.name),
+                    ] {
+                        let (source, name) = classify(&spelling).unwrap();
+                        assert_eq!((job(source), name), (Some(family.job), metric.name));
+                        let routed = route(source, name)
+                            .unwrap_or_else(|| panic!("{spelling} is listed but not mapped"));
+                        let listed: BTreeSet<SignalKind> = metric.kinds.iter().copied().collect();
+                        assert_eq!(listed, kinds(&routed), "{spelling}");
+                    }
+                }
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! attribute names) and vLLM/SGLang `llm_request` spans with their
 //! `gen_ai.latency.*` attributes.
 
+use apis::wire::LLM_REQUEST_SPAN;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::trace::v1::{Span, status};
@@ -205,7 +206,7 @@ fn span_points(
     if model != NO_MODEL && !bounded::valid_model(model) {
         return Err(INVALID_MODEL);
     }
-    let is_request = (span.name == "llm_request" || attrs.genai)
+    let is_request = (span.name == LLM_REQUEST_SPAN || attrs.genai)
         && attrs
             .operation
             .is_none_or(|op| REQUEST_OPERATIONS.contains(&op));
@@ -288,4 +289,57 @@ fn span_points(
         }
     }
     Ok((series_limited, outranked))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    /// The string literals of the `match` arms between `from` and `to` in
+    /// `source`: the attribute keys a reader acts on.
+    fn matched_keys(source: &str, from: &str, to: &str) -> BTreeSet<String> {
+        let start = source.find(from).expect("start marker") + from.len();
+        let body = &source[start..];
+        let body = &body[..body.find(to).expect("end marker")];
+        let mut keys = BTreeSet::new();
+        for line in body
+            .lines()
+            .filter(|l| l.trim_start().starts_with('"') && l.contains("=>"))
+        {
+            let arm = &line[..line.find("=>").unwrap()];
+            keys.extend(arm.split('"').skip(1).step_by(2).map(str::to_string));
+        }
+        keys
+    }
+
+    /// The agent keeps only apis::wire's span attributes (its privacy
+    /// allowlist): a key this reader starts to act on must be listed there,
+    /// or the agent drops it before it arrives.
+    #[test]
+    fn the_span_reader_reads_exactly_the_agents_allowlist() {
+        let read = matched_keys(
+            include_str!("spans.rs"),
+            "match kv.key.as_str() {",
+            "_ => {}",
+        );
+        let listed: BTreeSet<String> = apis::wire::SPAN_ATTRIBUTES
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(read, listed);
+    }
+
+    #[test]
+    fn the_resource_reader_reads_exactly_the_agents_allowlist() {
+        let read = matched_keys(
+            include_str!("identity.rs"),
+            "match kv.key.as_str() {",
+            "_ => {}",
+        );
+        let listed: BTreeSet<String> = apis::wire::RESOURCE_ATTRIBUTES
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(read, listed);
+    }
 }

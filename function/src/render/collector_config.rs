@@ -7,6 +7,9 @@
 //! pinned image must be at least that new. test/collector/test_config_validate.py
 //! runs every shape of this config through the real otelcol-k8s `validate`.
 
+use apis::wire::{
+    LLM_REQUEST_SPAN, PROCESS_START_TIME, RESOURCE_ATTRIBUTES, SCRAPED_METRICS, SPAN_ATTRIBUTES,
+};
 use apis::{PrivacyScope, SignalKind};
 use serde_json::{Map, Value, json};
 
@@ -45,115 +48,96 @@ const TARGET_LABELS: [(&str, &str); 4] = [
     ("modelplane_model", "modelplane.model"),
 ];
 
-/// Metric names each kind needs, per source (Prometheus regexes, anchored by
-/// Prometheus). Engines expose `vllm:` names that some scrape paths rewrite to
-/// `vllm_`, so both separators are accepted. Metrics are filtered by kind,
-/// never thinned: a sampled counter is wrong, not approximate.
-pub fn metric_patterns(kind: SignalKind) -> &'static [(Source, &'static str)] {
-    use Source::*;
-    match kind {
-        SignalKind::RequestLifecycle => &[
-            (
-                Engines,
-                "(vllm|sglang|llamacpp)[:_](time_to_first_token_seconds|inter_token_latency_seconds|time_per_output_token_seconds|e2e_request_latency_seconds|request_queue_time_seconds|request_(prefill|decode|inference)_time_seconds|prompt_tokens_seconds|predicted_tokens_seconds|prompt_seconds_total|tokens_predicted_seconds_total).*",
-            ),
-            (
-                Epp,
-                "(llm_d_epp|inference_objective|inference_model)_request_(total|duration_seconds|ttft_seconds|ntpot_seconds|normalized_time_per_output_token_seconds|streaming_.*|running|tpot_seconds).*",
-            ),
-        ],
-        SignalKind::PrefixHash => &[
-            (
-                Engines,
-                "vllm[:_]prefix_cache_(queries|hits).*|sglang[:_](cache_hit_rate|cached_tokens_total).*|llamacpp[:_]prompt_tokens_cached_total",
-            ),
-            (
-                Epp,
-                "(llm_d_epp|inference_extension)_prefix_indexer_.*|(llm_d_epp|inference_objective)_request_cached_tokens.*|inference_objective_prompt_cached_tokens.*",
-            ),
-        ],
-        SignalKind::Capacity => &[
-            (
-                Engines,
-                "vllm[:_](num_requests_(running|waiting)|kv_cache_usage_perc|gpu_cache_usage_perc|num_preemptions).*|sglang[:_](num_running_reqs|num_queue_reqs|token_usage|gen_throughput).*|llamacpp[:_](requests_(processing|deferred)|kv_cache_usage_ratio|n_busy_slots_per_decode|n_tokens_max).*",
-            ),
-            (
-                Epp,
-                "(llm_d_epp|inference_pool)_(average_|std_dev_|ready_|per_).*|llm_d_epp_flow_control_.*",
-            ),
-            (
-                Dcgm,
-                "DCGM_FI_DEV_(GPU_UTIL|MEM_COPY_UTIL|FB_USED|FB_FREE).*",
-            ),
-        ],
-        SignalKind::ColdStart => &[(
-            Engines,
-            "process_start_time_seconds|(vllm|sglang|llamacpp)[:_].*(load|startup|warmup).*",
-        )],
-        SignalKind::Cost => &[
-            (
-                Engines,
-                "vllm[:_](prompt_tokens|generation_tokens)(_total)?|sglang[:_](prompt_tokens|generation_tokens)_total|llamacpp[:_](prompt_tokens_total|tokens_predicted_total)",
-            ),
-            (
-                Epp,
-                "(llm_d_epp|inference_objective|inference_model)_(request_)?(input|output)_tokens.*",
-            ),
-            (Dcgm, "DCGM_FI_DEV_(GPU_UTIL|POWER_USAGE).*"),
-        ],
-        SignalKind::Reliability => &[
-            (
-                Engines,
-                "vllm[:_](request_success|num_preemptions).*|sglang[:_]num_aborted_requests_total|llamacpp[:_]requests_deferred",
-            ),
-            (
-                Epp,
-                "(llm_d_epp|inference_objective|inference_model)_request_error_total",
-            ),
-            (
-                Dcgm,
-                "DCGM_FI_DEV_(XID_ERRORS|ECC_DBE_VOL_TOTAL|ROW_REMAP_FAILURE).*",
-            ),
-        ],
-    }
+/// The EPP label that names the tenant a request was queued for
+/// (flow control's fairness id).
+const FAIRNESS_ID: &str = "fairness_id";
+
+/// The `metric_relabel_configs` keep regex of one scrape job: every metric
+/// the aggregator maps to an enabled kind (`apis::wire::SCRAPED_METRICS`, the
+/// list the aggregator's routing is tested against), as exposed (`_total` on
+/// counters, `_bucket`/`_sum`/`_count` on histograms), and the target's
+/// process start time, which the aggregator needs for any cumulative series.
+/// Metrics are filtered by kind, never thinned: a sampled counter is wrong,
+/// not approximate. Prometheus anchors the regex at both ends.
+pub fn keep_metrics_regex(kinds: &[SignalKind], job: Source) -> Option<String> {
+    let families: Vec<String> = SCRAPED_METRICS
+        .iter()
+        .filter(|family| family.job == job)
+        .filter_map(|family| {
+            let names: Vec<&str> = family
+                .metrics
+                .iter()
+                .filter(|metric| metric.kinds.iter().any(|kind| kinds.contains(kind)))
+                .map(|metric| metric.name)
+                .collect();
+            (!names.is_empty())
+                .then(|| format!("({})({})", family.prefixes.join("|"), names.join("|")))
+        })
+        .collect();
+    (!families.is_empty()).then(|| {
+        format!(
+            "({})(_total)?(_bucket|_sum|_count)?|{PROCESS_START_TIME}",
+            families.join("|")
+        )
+    })
 }
 
-/// Prompt, completion and message attributes, current and legacy names
-/// (OTel GenAI, OpenInference, Traceloop, Langfuse), deleted on spans before
-/// anything leaves the cluster. `$$` is a literal `$` to the collector's
-/// config resolver.
-pub const PRIVACY_SPAN_STATEMENTS: &[&str] = &[
-    r#"delete_matching_keys(span.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
-    r#"delete_key(span.attributes, "gen_ai.input.messages")"#,
-    r#"delete_key(span.attributes, "gen_ai.output.messages")"#,
-    r#"delete_key(span.attributes, "gen_ai.system_instructions")"#,
-    r#"delete_key(span.attributes, "gen_ai.tool.call.arguments")"#,
-    r#"delete_key(span.attributes, "gen_ai.tool.call.result")"#,
-    r#"delete_matching_keys(span.attributes, "^(input|output)\\.value$$")"#,
-    r#"delete_matching_keys(span.attributes, "^llm\\.(input|output)_messages(\\..*)?$$")"#,
-    r#"delete_matching_keys(span.attributes, "^traceloop\\.entity\\.(input|output)$$")"#,
-    r#"delete_matching_keys(span.attributes, "^langfuse\\.(observation|trace)\\.(input|output)$$")"#,
-];
+/// An OTTL list literal of string keys.
+fn ottl_strings(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!("[{}]", quoted.join(", "))
+}
 
-/// The same content where span events carry it (GenAI events, OpenLLMetry's
-/// `content`).
-pub const PRIVACY_SPAN_EVENT_STATEMENTS: &[&str] = &[
-    r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(input|output)\\.messages$$")"#,
-    r#"delete_matching_keys(spanevent.attributes, "^gen_ai\\.(prompt|completion)(\\..*)?$$")"#,
-    r#"delete_key(spanevent.attributes, "gen_ai.system_instructions")"#,
-    r#"delete_key(spanevent.attributes, "gen_ai.event.content")"#,
-    r#"delete_key(spanevent.attributes, "content")"#,
-];
+/// The privacy transform of every traces pipeline, as (context, statements)
+/// groups. An allowlist: spans keep only the attributes the aggregator reads
+/// (`apis::wire`), and every other place a sender can put text (scope
+/// attributes, events, links, trace state, status message, span name) is
+/// emptied, so a prompt cannot leave the cluster under a key or in a field
+/// nobody thought to list. The aggregator reads a span's name only to tell
+/// vLLM's and SGLang's `llm_request` spans.
+fn privacy_groups() -> Vec<(&'static str, Vec<String>)> {
+    vec![
+        (
+            "resource",
+            vec![format!(
+                "keep_keys(resource.attributes, {})",
+                ottl_strings(RESOURCE_ATTRIBUTES)
+            )],
+        ),
+        ("scope", vec!["keep_keys(scope.attributes, [])".to_string()]),
+        (
+            "span",
+            vec![
+                format!(
+                    "keep_keys(span.attributes, {})",
+                    ottl_strings(SPAN_ATTRIBUTES)
+                ),
+                "set(span.events, nil)".to_string(),
+                "set(span.links, nil)".to_string(),
+                r#"set(span.status.message, "")"#.to_string(),
+                r#"set(span.trace_state, "")"#.to_string(),
+                format!(r#"set(span.name, "") where span.name != "{LLM_REQUEST_SPAN}""#),
+            ],
+        ),
+    ]
+}
 
-/// Identifiers of end users, removed when the cluster's aggregates may join
-/// cross-tenant roll-ups (`privacy.scope: Fleet`).
-const FLEET_SCOPE_SPAN_STATEMENTS: &[&str] = &[
-    r#"delete_key(span.attributes, "user.id")"#,
-    r#"delete_key(span.attributes, "enduser.id")"#,
-    r#"delete_key(span.attributes, "session.id")"#,
-];
-const FLEET_SCOPE_RESOURCE_STATEMENTS: &[&str] =
-    &[r#"delete_matching_keys(resource.attributes, "^(user|enduser|session)\\..*")"#];
+/// `privacy.scope: Fleet` on the metrics path: the EPP's fairness id names a
+/// tenant, so it leaves the cluster only as a SHA-256 of the cluster and the
+/// id. Replaced, not dropped: series that differ only by fairness id must
+/// stay apart, or the receiver merges them (one counter per scrape,
+/// histograms with interleaved buckets); the aggregator turns each hashed
+/// series into deltas as it would the clear one and sums them, so totals
+/// stay exact. The cluster in the hash keeps one tenant's series in two
+/// clusters from being linked by their hash. The hash is unkeyed: whoever
+/// can guess a fairness id can confirm it (a keyed one needs a key that
+/// stays on the workload cluster, which a deterministic render cannot make).
+fn fleet_scope_metric_statements(cluster: &str) -> Vec<String> {
+    let salt = cluster.replace('\\', "\\\\").replace('"', "\\\"");
+    vec![format!(
+        r#"set(datapoint.attributes["{FAIRNESS_ID}"], SHA256(Concat(["{salt}", datapoint.attributes["{FAIRNESS_ID}"]], "/"))) where datapoint.attributes["{FAIRNESS_ID}"] != nil"#
+    )]
+}
 
 /// A transform processor's statements as groups, each run in the OTTL
 /// context it names, in order. The context is always stated: the collector
@@ -197,31 +181,17 @@ pub fn config(plan: &AgentPlan) -> Value {
     if plan.receives_spans() {
         receivers.insert("otlp".into(), otlp_receiver());
         let enrichers = k8s_attributes(plan, &mut processors);
+        let privacy = privacy_groups();
+        let privacy: Vec<(&str, &[String])> = privacy
+            .iter()
+            .map(|(context, statements)| (*context, statements.as_slice()))
+            .collect();
         processors.insert(
             "transform/privacy".into(),
-            transform(
-                "trace_statements",
-                &[
-                    ("span", PRIVACY_SPAN_STATEMENTS),
-                    ("spanevent", PRIVACY_SPAN_EVENT_STATEMENTS),
-                ],
-            ),
+            transform("trace_statements", &privacy),
         );
-        let fleet = plan.signals.privacy.scope == PrivacyScope::Fleet;
-        if fleet {
-            processors.insert(
-                "transform/fleet_scope".into(),
-                transform(
-                    "trace_statements",
-                    &[
-                        ("span", FLEET_SCOPE_SPAN_STATEMENTS),
-                        ("resource", FLEET_SCOPE_RESOURCE_STATEMENTS),
-                    ],
-                ),
-            );
-        }
         for span_pipeline in &plan.span_pipelines {
-            let chain = span_processors(span_pipeline, &enrichers, fleet, &mut processors);
+            let chain = span_processors(span_pipeline, &enrichers, &mut processors);
             pipelines.insert(
                 format!("traces/{}", span_pipeline.suffix),
                 json!({ "receivers": ["otlp"], "processors": chain, "exporters": [EXPORTER] }),
@@ -252,13 +222,28 @@ pub fn config(plan: &AgentPlan) -> Value {
                 ],
             ),
         );
+        let mut chain = vec![
+            "memory_limiter",
+            "groupbyattrs/scrape_target",
+            "transform/scrape_target",
+            "resource/cluster",
+        ];
+        if plan.signals.privacy.scope == PrivacyScope::Fleet && sources.contains(&Source::Epp) {
+            processors.insert(
+                "transform/fleet_scope".into(),
+                transform(
+                    "metric_statements",
+                    &[(
+                        "datapoint",
+                        fleet_scope_metric_statements(&plan.cluster).as_slice(),
+                    )],
+                ),
+            );
+            chain.push("transform/fleet_scope");
+        }
         pipelines.insert(
             "metrics".into(),
-            json!({
-                "receivers": metric_receivers,
-                "processors": ["memory_limiter", "groupbyattrs/scrape_target", "transform/scrape_target", "resource/cluster"],
-                "exporters": [EXPORTER],
-            }),
+            json!({ "receivers": metric_receivers, "processors": chain, "exporters": [EXPORTER] }),
         );
     }
 
@@ -284,6 +269,19 @@ pub fn config_path() -> String {
     format!("{CONFIG_DIR}/{CONFIG_KEY}")
 }
 
+/// The collector's command line. `ottl.set.allowNil` (alpha since v0.158,
+/// the announced future default) lets `set(span.links, nil)` and
+/// `set(span.events, nil)` empty those lists: without it `set` ignores nil,
+/// and no other OTTL function or processor in the distribution can remove
+/// a span's links, whose attributes and trace state would carry a prompt out.
+pub fn collector_args(plan: &AgentPlan) -> Vec<String> {
+    let mut args = vec![format!("--config={}", config_path())];
+    if plan.receives_spans() {
+        args.push("--feature-gates=ottl.set.allowNil".to_string());
+    }
+    args
+}
+
 fn otlp_receiver() -> Value {
     json!({ "protocols": {
         "grpc": { "endpoint": format!("${{env:MY_POD_IP}}:{OTLP_GRPC_PORT}") },
@@ -299,10 +297,10 @@ fn k8s_attributes(plan: &AgentPlan, processors: &mut Map<String, Value>) -> Vec<
         let mut body = json!({
             "auth_type": "serviceAccount",
             "passthrough": false,
+            // Only what transform/privacy keeps: the tenant (namespace) and the model.
             "extract": {
-                "metadata": ["k8s.namespace.name", "k8s.pod.name", "k8s.pod.uid", "k8s.pod.start_time"],
+                "metadata": ["k8s.namespace.name"],
                 "labels": [{ "tag_name": "modelplane.model", "key": "llm-d.ai/model", "from": "pod" }],
-                "annotations": [{ "tag_name": "modelplane.engine", "key": ENGINE_ANNOTATION, "from": "pod" }],
             },
             "pod_association": [
                 { "sources": [{ "from": "resource_attribute", "name": "k8s.pod.ip" }] },
@@ -334,7 +332,6 @@ fn k8s_attributes(plan: &AgentPlan, processors: &mut Map<String, Value>) -> Vec<
 fn span_processors(
     pipeline: &SpanPipeline,
     enrichers: &[String],
-    fleet: bool,
     processors: &mut Map<String, Value>,
 ) -> Vec<String> {
     let mut chain = vec!["memory_limiter".to_string()];
@@ -349,9 +346,6 @@ fn span_processors(
     chain.extend(enrichers.iter().cloned());
     chain.push("resource/cluster".to_string());
     chain.push("transform/privacy".to_string());
-    if fleet {
-        chain.push("transform/fleet_scope".to_string());
-    }
     let tag_id = format!("transform/tag_{}", pipeline.suffix);
     let mut statements = Vec::new();
     if let Some(signal) = pipeline.signal {
@@ -377,21 +371,6 @@ fn percentage(rate: f64) -> f64 {
     (rate * 100.0 * 1e6).round() / 1e6
 }
 
-fn keep_metrics_regex(plan: &AgentPlan, source: Source) -> String {
-    let patterns: Vec<&str> = plan
-        .kinds
-        .iter()
-        .flat_map(|kind| metric_patterns(*kind).iter())
-        .filter(|(s, _)| *s == source)
-        .map(|(_, pattern)| *pattern)
-        .collect();
-    patterns
-        .iter()
-        .map(|p| format!("({p})"))
-        .collect::<Vec<_>>()
-        .join("|")
-}
-
 fn scrape_receiver(plan: &AgentPlan, source: Source) -> (String, Value) {
     let mut sd = json!({ "role": "pod" });
     if !plan.scrape_namespaces.is_empty() {
@@ -401,8 +380,10 @@ fn scrape_receiver(plan: &AgentPlan, source: Source) -> (String, Value) {
     let not_init = json!({ "source_labels": ["__meta_kubernetes_pod_container_init"], "regex": "true", "action": "drop" });
     let set_label = |target: &str, value: &str| json!({ "target_label": target, "replacement": value, "action": "replace" });
     let copy_label = |source: &str, target: &str| json!({ "source_labels": [source], "regex": "(.+)", "target_label": target, "replacement": "$$1", "action": "replace" });
-    let mut metric_relabel = vec![json!({
-        "source_labels": ["__name__"], "regex": keep_metrics_regex(plan, source), "action": "keep",
+    let keep = keep_metrics_regex(&plan.kinds, source)
+        .expect("a scrape job is rendered only for a kind that reads it");
+    let metric_relabel = vec![json!({
+        "source_labels": ["__name__"], "regex": keep, "action": "keep",
     })];
     let (id, mut job) = match source {
         Source::Engines => (
@@ -434,35 +415,30 @@ fn scrape_receiver(plan: &AgentPlan, source: Source) -> (String, Value) {
                 ],
             }),
         ),
-        Source::Epp => {
-            if plan.signals.privacy.scope == PrivacyScope::Fleet {
-                metric_relabel.push(json!({ "regex": "fairness_id", "action": "labeldrop" }));
-            }
-            (
-                "prometheus/epp",
-                json!({
-                    "job_name": "llm-d-epp",
-                    // The EPP guards /metrics with TokenReview/SubjectAccessReview and
-                    // serves it with a self-signed certificate.
-                    "scheme": "https",
-                    "tls_config": { "insecure_skip_verify": true },
-                    "authorization": { "type": "Bearer", "credentials_file": SA_TOKEN_FILE },
-                    "relabel_configs": [
-                        running,
-                        { "source_labels": [
-                            "__meta_kubernetes_pod_labelpresent_llm_d_router_gateway",
-                            "__meta_kubernetes_pod_labelpresent_llm_d_router_standalone",
-                            ENGINE_ANNOTATION_META,
-                          ], "regex": "true;.*|.*;true;.*|.*;epp", "action": "keep" },
-                        not_init,
-                        { "source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": EPP_METRICS_PORT, "action": "keep" },
-                        copy_label("__meta_kubernetes_namespace", "k8s_namespace_name"),
-                        copy_label("__meta_kubernetes_pod_name", "k8s_pod_name"),
-                        set_label("modelplane_engine", "epp"),
-                    ],
-                }),
-            )
-        }
+        Source::Epp => (
+            "prometheus/epp",
+            json!({
+                "job_name": "llm-d-epp",
+                // The EPP guards /metrics with TokenReview/SubjectAccessReview and
+                // serves it with a self-signed certificate.
+                "scheme": "https",
+                "tls_config": { "insecure_skip_verify": true },
+                "authorization": { "type": "Bearer", "credentials_file": SA_TOKEN_FILE },
+                "relabel_configs": [
+                    running,
+                    { "source_labels": [
+                        "__meta_kubernetes_pod_labelpresent_llm_d_router_gateway",
+                        "__meta_kubernetes_pod_labelpresent_llm_d_router_standalone",
+                        ENGINE_ANNOTATION_META,
+                      ], "regex": "true;.*|.*;true;.*|.*;epp", "action": "keep" },
+                    not_init,
+                    { "source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": EPP_METRICS_PORT, "action": "keep" },
+                    copy_label("__meta_kubernetes_namespace", "k8s_namespace_name"),
+                    copy_label("__meta_kubernetes_pod_name", "k8s_pod_name"),
+                    set_label("modelplane_engine", "epp"),
+                ],
+            }),
+        ),
         Source::Dcgm => (
             "prometheus/dcgm",
             json!({

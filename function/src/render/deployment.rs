@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::collector_config::{
-    HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, TELEMETRY_PORT, config_path,
+    HEALTH_PORT, OTLP_GRPC_PORT, OTLP_HTTP_PORT, TELEMETRY_PORT, collector_args,
 };
 use super::token::POD_GENERATION_ANNOTATION;
 use super::{
@@ -87,7 +87,7 @@ pub fn deployment(plan: &AgentPlan, config_yaml: &str) -> Result<Value, String> 
                         "name": "otel-collector",
                         "image": plan.image,
                         "imagePullPolicy": "IfNotPresent",
-                        "args": [format!("--config={}", config_path())],
+                        "args": collector_args(plan),
                         "env": [
                             { "name": "MY_POD_IP", "valueFrom": { "fieldRef": { "apiVersion": "v1", "fieldPath": "status.podIP" } } },
                             { "name": "GOMEMLIMIT", "value": format!("{gomemlimit_mib}MiB") },

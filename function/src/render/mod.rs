@@ -61,16 +61,8 @@ pub mod keys {
     }
 }
 
-/// Where a scraped metric comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Source {
-    /// vLLM, SGLang and llama.cpp pods.
-    Engines,
-    /// The llm-d endpoint picker.
-    Epp,
-    /// NVIDIA's DCGM exporter.
-    Dcgm,
-}
+/// Where a scraped metric comes from (the agent's scrape jobs).
+pub use apis::wire::ScrapeJob as Source;
 
 /// A group of span-derived kinds exported through one traces pipeline.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,16 +150,13 @@ impl<'a> AgentPlan<'a> {
         !self.span_pipelines.is_empty()
     }
 
-    /// Which scrape jobs the enabled kinds need.
+    /// Which scrape jobs the enabled kinds need: those exposing a metric the
+    /// aggregator maps to one of them.
     pub fn sources(&self) -> Vec<Source> {
         let mut sources: Vec<Source> = self
             .kinds
             .iter()
-            .flat_map(|kind| {
-                collector_config::metric_patterns(*kind)
-                    .iter()
-                    .map(|(source, _)| *source)
-            })
+            .flat_map(|kind| apis::wire::scraped_for(*kind).map(|(family, _)| family.job))
             .collect();
         sources.sort();
         sources.dedup();
