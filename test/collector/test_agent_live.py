@@ -505,6 +505,18 @@ class Live:
     expected: dict[str, Any]
 
 
+def wait_until_healthy(port: int, timeout: float) -> requests.Response:
+    """The health_check extension listens before the pipelines have started and
+    answers 503 until they have; the last answer is returned either way, so
+    an agent that never becomes healthy fails the test with what it said."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        if answer.status_code == 200 or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     started = time.monotonic()
@@ -596,7 +608,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         pod.config_path.write_text(yaml.safe_dump(config, sort_keys=True))
         with Process([peers.otelcol(), *pod.args], env=pod.env, name="otelcol-k8s") as collector:
             collector.wait_for_port(ports.health, timeout=60)
-            health = requests.get(f"http://127.0.0.1:{ports.health}/", timeout=5)
+            health = wait_until_healthy(ports.health, timeout=60)
 
             vllm_phase1 = run_scenario(rng, vllm, sglang, llamacpp, epp, dcgm, scraped)
             sent = send_gateway_spans(f"127.0.0.1:{ports.otlp_grpc}", prompt, rng, SPANS)
