@@ -113,8 +113,8 @@ struct Pass<'n> {
     tally: Tally,
     now_secs: u64,
     now_nanos: u64,
-    /// The current resource's [`Target::process_start`].
-    process_start: u64,
+    /// What the current resource's metrics say about all of them.
+    target: Target,
 }
 
 pub(crate) fn normalize(
@@ -130,7 +130,7 @@ pub(crate) fn normalize(
         tally: Tally::default(),
         now_secs,
         now_nanos,
-        process_start: 0,
+        target: Target::default(),
     };
     for resource_metrics in &request.resource_metrics {
         let metrics = || {
@@ -160,9 +160,9 @@ pub(crate) fn normalize(
                 target.process_start = start;
             }
         }
-        pass.process_start = target.process_start;
+        pass.target = target;
         for metric in metrics() {
-            pass.metric(&identity, target, metric);
+            pass.metric(&identity, metric);
         }
         pass.tally.attribute_losses(identity.cluster, mark);
     }
@@ -217,7 +217,7 @@ fn data_point_count(metric: &Metric) -> u64 {
 }
 
 impl Pass<'_> {
-    fn metric(&mut self, identity: &ResourceIdentity<'_>, target: Target, metric: &Metric) {
+    fn metric(&mut self, identity: &ResourceIdentity<'_>, metric: &Metric) {
         let count = data_point_count(metric);
         let classified = classify(&metric.name);
         if let Some((source, _)) = classified {
@@ -225,7 +225,7 @@ impl Pass<'_> {
         }
         let mut route = classified.and_then(|(source, name)| route(source, name));
         if let Some(Route::Superseded { by, route: inner }) = route {
-            if target.present.has(by) {
+            if self.target.present.has(by) {
                 self.tally.accepted += count;
                 self.tally.drop(DropReason::SupersededMetricName, count);
                 return;
@@ -311,7 +311,7 @@ impl Pass<'_> {
                 Some(t) if t == AggregationTemporality::Cumulative as i32 => {
                     match self.normalizer.cumulative.sum(
                         state_key(),
-                        series_start(dp.start_time_unix_nano, self.process_start),
+                        series_start(dp.start_time_unix_nano, self.target.process_start),
                         time,
                         value,
                         self.now_secs,
@@ -354,7 +354,7 @@ impl Pass<'_> {
             let key = mix(series_prefix, attribute_set_hash(&dp.attributes));
             match self.normalizer.cumulative.histogram(
                 key,
-                series_start(dp.start_time_unix_nano, self.process_start),
+                series_start(dp.start_time_unix_nano, self.target.process_start),
                 time,
                 &dp.explicit_bounds,
                 &dp.bucket_counts,

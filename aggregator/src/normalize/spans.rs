@@ -317,29 +317,17 @@ mod tests {
     /// or the agent drops it before it arrives.
     #[test]
     fn the_span_reader_reads_exactly_the_agents_allowlist() {
-        let read = matched_keys(
-            include_str!("spans.rs"),
-            "match kv.key.as_str() {",
-            "_ => {}",
-        );
-        let listed: BTreeSet<String> = apis::wire::SPAN_ATTRIBUTES
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
-        assert_eq!(read, listed);
+        assert_reads_exactly(include_str!("spans.rs"), apis::wire::SPAN_ATTRIBUTES);
     }
 
     #[test]
     fn the_resource_reader_reads_exactly_the_agents_allowlist() {
-        let read = matched_keys(
-            include_str!("identity.rs"),
-            "match kv.key.as_str() {",
-            "_ => {}",
-        );
-        let listed: BTreeSet<String> = apis::wire::RESOURCE_ATTRIBUTES
-            .iter()
-            .map(|k| k.to_string())
-            .collect();
+        assert_reads_exactly(include_str!("identity.rs"), apis::wire::RESOURCE_ATTRIBUTES);
+    }
+
+    fn assert_reads_exactly(reader_source: &str, allowlist: &[&str]) {
+        let read = matched_keys(reader_source, "match kv.key.as_str() {", "_ => {}");
+        let listed: BTreeSet<String> = allowlist.iter().map(|k| k.to_string()).collect();
         assert_eq!(read, listed);
     }
 }
