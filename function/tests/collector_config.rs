@@ -4,9 +4,12 @@
 //! pipeline, no sampled metrics, no unused component, and `$` always escaped
 //! or an `${env:...}` the Deployment defines (so the token only arrives by
 //! env); and that what the agent keeps is what the aggregator reads
-//! (`apis::wire`): the scrape filters and the span allowlist. Whether the real collector accepts the config (component types and
-//! keys, pipeline references, deprecated names) is tested against otelcol-k8s
-//! itself in test/collector/test_config_validate.py.
+//! (`apis::wire`): the scrape filters and the span allowlist. A table of
+//! particular renders (tests/support) pins the parts that carry the contract:
+//! span pipelines, fleet scope, the privacy transform, the Deployment's
+//! lockdown. Whether the real collector accepts the config (component types
+//! and keys, pipeline references, deprecated names) is tested against
+//! otelcol-k8s itself in test/collector/test_config_validate.py.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,9 +17,13 @@ use apis::SignalKind;
 use apis::wire::{
     PROCESS_START_TIME, RESOURCE_ATTRIBUTES, SCRAPED_METRICS, SPAN_ATTRIBUTES, ScrapeJob,
 };
+use function_sdk_rust::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use function_signals::{Config, run_function};
 use regex::Regex;
 use serde_json::{Value, json};
+use support::{Case, Want, case};
+
+mod support;
 
 const KINDS: [&str; 6] = [
     "RequestLifecycle",
@@ -295,57 +302,6 @@ fn flat_privacy_statements(config: &str) -> String {
     function_signals::render::yaml::to_yaml(&config)
 }
 
-#[test]
-fn span_pipelines_follow_the_contract() {
-    let (config, _) = render(json!({ "kinds": [
-        { "name": "RequestLifecycle", "sampleRate": 0.2 }, { "name": "PrefixHash", "sampleRate": 0.7 },
-    ] }));
-    let config: Value = serde_yaml::from_str(&config).unwrap();
-    for (suffix, signal, rate) in [
-        ("request_lifecycle", "RequestLifecycle", "0.2"),
-        ("prefix_hash", "PrefixHash", "0.7"),
-    ] {
-        let pipeline = &config["service"]["pipelines"][format!("traces/{suffix}")];
-        let processors: Vec<&str> = pipeline["processors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        // Sampled before anything else works on the spans; tagged last, after privacy.
-        assert_eq!(processors[1], format!("probabilistic_sampler/{suffix}"));
-        assert_eq!(
-            processors.last().unwrap(),
-            &format!("transform/tag_{suffix}")
-        );
-        assert!(
-            processors.iter().position(|p| *p == "transform/privacy")
-                < processors
-                    .iter()
-                    .position(|p| p.starts_with("transform/tag_"))
-        );
-        assert_eq!(
-            config["processors"][format!("transform/tag_{suffix}")]["trace_statements"],
-            json!([{ "context": "span", "statements": [
-                format!(r#"set(span.attributes["modelplane.signal"], "{signal}")"#),
-                format!(r#"set(span.attributes["modelplane.sample_rate"], {rate})"#),
-            ] }])
-        );
-    }
-    assert_eq!(
-        config["processors"]["resource/cluster"]["attributes"],
-        json!([{ "key": "modelplane.cluster", "value": "c1", "action": "upsert" }])
-    );
-    let exporter = &config["exporters"]["otlp_grpc/aggregator"];
-    assert_eq!(exporter["compression"], "gzip");
-    assert_eq!(
-        exporter["headers"]["authorization"],
-        "Bearer ${env:MODELPLANE_INGEST_TOKEN}"
-    );
-    assert_eq!(exporter["retry_on_failure"]["enabled"], true);
-    assert_eq!(exporter["sending_queue"]["enabled"], true);
-}
-
 /// Each rendered scrape job's `metric_relabel_configs` keep rule, compiled
 /// as Prometheus compiles it (RE2, anchored at both ends).
 fn keep_rules(config: &Value) -> BTreeMap<ScrapeJob, Regex> {
@@ -474,145 +430,205 @@ fn process_start_time_is_kept_from_every_scrape_job() {
     assert!(jobs > 300, "{jobs}");
 }
 
-/// Fleet scope hashes the EPP's fairness id on the metrics path (dropping
-/// the label merged the series it told apart) and touches nothing else.
-#[test]
-fn fleet_scope_hashes_the_fairness_id_and_keeps_its_series_apart() {
-    let fleet = |scope: &str, kinds: &[&str]| {
-        let kinds: Vec<Value> = kinds.iter().map(|k| json!({ "name": k })).collect();
-        parsed(json!({ "kinds": kinds, "privacy": { "scope": scope } }))
-    };
-    let config = fleet("Fleet", &["RequestLifecycle", "Capacity"]);
-    let epp = &config["receivers"]["prometheus/epp"]["config"]["scrape_configs"][0];
-    assert_eq!(
-        epp["metric_relabel_configs"].as_array().unwrap().len(),
-        1,
-        "only the keep rule: {}",
-        epp["metric_relabel_configs"]
-    );
-    assert_eq!(
-        config["service"]["pipelines"]["metrics"]["processors"],
-        json!([
-            "memory_limiter",
-            "groupbyattrs/scrape_target",
-            "transform/scrape_target",
-            "resource/cluster",
-            "transform/fleet_scope"
-        ])
-    );
-    assert_eq!(
-        config["processors"]["transform/fleet_scope"],
-        json!({ "error_mode": "ignore", "metric_statements": [{ "context": "datapoint", "statements": [
-            r#"set(datapoint.attributes["fairness_id"], SHA256(Concat(["c1", datapoint.attributes["fairness_id"]], "/"))) where datapoint.attributes["fairness_id"] != nil"#,
-        ] }] })
-    );
-    for (name, pipeline) in config["service"]["pipelines"].as_object().unwrap() {
-        if name.starts_with("traces") {
-            assert!(
-                !pipeline["processors"].to_string().contains("fleet_scope"),
-                "{name}"
-            );
-        }
-    }
-    // No EPP job, or per-tenant scope: nothing to hash.
-    for config in [
-        fleet("Fleet", &["Reliability"]),
-        fleet("PerTenant", &["RequestLifecycle", "Capacity"]),
-    ] {
-        assert!(config["processors"].get("transform/fleet_scope").is_none());
-        assert!(!config.to_string().contains("fairness_id"));
+/// The request `render` sends, for the table.
+fn request(signals: Value) -> Value {
+    json!({
+        "meta": { "tag": "t" },
+        "input": { "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input", "mode": "SingleCluster" },
+        "observed": { "composite": { "resource": {
+            "apiVersion": "modelplane.ai/v1alpha1", "kind": "InferenceCluster",
+            "metadata": { "name": "c1" }, "spec": { "signals": signals },
+        } } },
+    })
+}
+
+fn kinds(scope: &str, kinds: &[&str]) -> Value {
+    let kinds: Vec<Value> = kinds.iter().map(|k| json!({ "name": k })).collect();
+    json!({ "kinds": kinds, "privacy": { "scope": scope } })
+}
+
+fn renders_without_results(
+    _: &RunFunctionRequest,
+    rsp: &RunFunctionResponse,
+) -> Result<(), String> {
+    match rsp.results.as_slice() {
+        [] => Ok(()),
+        results => Err(format!("unexpected results: {results:?}")),
     }
 }
 
-/// transform/privacy is the aggregator's allowlist (apis::wire), and every
-/// other place a span can carry text is emptied.
-#[test]
-fn the_privacy_transform_is_the_aggregators_allowlist() {
-    let (text, deployment) = render(json!({ "kinds": [{ "name": "RequestLifecycle" }] }));
-    let config: Value = serde_yaml::from_str(&text).unwrap();
-    let list = |keys: &[&str]| {
-        let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
-        format!("[{}]", quoted.join(", "))
+/// A `keep_keys` statement keeping exactly these keys.
+fn keep_keys(field: &str, keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!("keep_keys({field}, [{}])", quoted.join(", "))
+}
+
+fn cases() -> Vec<Case> {
+    let tag = |signal: &str, rate: &str| {
+        json!([{ "context": "span", "statements": [
+            format!(r#"set(span.attributes["modelplane.signal"], "{signal}")"#),
+            format!(r#"set(span.attributes["modelplane.sample_rate"], {rate})"#),
+        ] }])
     };
-    assert_eq!(
-        config["processors"]["transform/privacy"],
-        json!({ "error_mode": "ignore", "trace_statements": [
-            { "context": "resource", "statements": [
-                format!("keep_keys(resource.attributes, {})", list(RESOURCE_ATTRIBUTES)),
-            ] },
-            { "context": "scope", "statements": ["keep_keys(scope.attributes, [])"] },
-            { "context": "span", "statements": [
-                format!("keep_keys(span.attributes, {})", list(SPAN_ATTRIBUTES)),
-                "set(span.events, nil)",
-                "set(span.links, nil)",
-                r#"set(span.status.message, "")"#,
-                r#"set(span.trace_state, "")"#,
-                r#"set(span.name, "") where span.name != "llm_request""#,
-            ] },
-        ] })
-    );
-    // `set(…, nil)` empties a list only with this gate; without it the
-    // collector ignores the statement and the links leave with their text.
-    let args = &deployment["spec"]["template"]["spec"]["containers"][0]["args"];
-    assert_eq!(
-        args,
-        &json!([
-            "--config=/conf/collector.yaml",
-            "--feature-gates=ottl.set.allowNil"
-        ])
-    );
-    // k8s_attributes extracts only what the allowlist keeps.
-    assert_eq!(
-        config["processors"]["k8s_attributes"]["extract"],
-        json!({ "metadata": ["k8s.namespace.name"], "labels": [{ "tag_name": "modelplane.model", "key": "llm-d.ai/model", "from": "pod" }] })
-    );
-    for key in ["k8s.namespace.name", "modelplane.model"] {
-        assert!(RESOURCE_ATTRIBUTES.contains(&key));
-    }
+    vec![
+        case(
+            "span pipelines follow the contract",
+            request(json!({ "kinds": [
+                { "name": "RequestLifecycle", "sampleRate": 0.2 }, { "name": "PrefixHash", "sampleRate": 0.7 },
+            ] })),
+            Want::Parts(json!({
+                // Sampled before anything else works on the spans; tagged last, after privacy.
+                "collector.yaml#/service/pipelines/traces~1request_lifecycle/processors": [
+                    "memory_limiter", "probabilistic_sampler/request_lifecycle", "k8s_attributes",
+                    "resource/cluster", "transform/privacy", "transform/tag_request_lifecycle",
+                ],
+                "collector.yaml#/service/pipelines/traces~1prefix_hash/processors": [
+                    "memory_limiter", "probabilistic_sampler/prefix_hash", "k8s_attributes",
+                    "resource/cluster", "transform/privacy", "transform/tag_prefix_hash",
+                ],
+                "collector.yaml#/processors/transform~1tag_request_lifecycle/trace_statements":
+                    tag("RequestLifecycle", "0.2"),
+                "collector.yaml#/processors/transform~1tag_prefix_hash/trace_statements":
+                    tag("PrefixHash", "0.7"),
+                "collector.yaml#/processors/resource~1cluster/attributes":
+                    [{ "key": "modelplane.cluster", "value": "c1", "action": "upsert" }],
+                "collector.yaml#/exporters/otlp_grpc~1aggregator/compression": "gzip",
+                "collector.yaml#/exporters/otlp_grpc~1aggregator/headers/authorization":
+                    "Bearer ${env:MODELPLANE_INGEST_TOKEN}",
+                "collector.yaml#/exporters/otlp_grpc~1aggregator/retry_on_failure/enabled": true,
+                "collector.yaml#/exporters/otlp_grpc~1aggregator/sending_queue/enabled": true,
+            })),
+        ),
+        // Dropping the label merged the series it told apart, so the metrics
+        // path hashes it, and nothing else is touched.
+        case(
+            "fleet scope hashes the EPP's fairness id and keeps its series apart",
+            request(kinds("Fleet", &["RequestLifecycle", "Capacity"])),
+            Want::Parts(json!({
+                // Only the keep rule: nothing drops fairness_id.
+                "collector.yaml#/receivers/prometheus~1epp/config/scrape_configs/0/metric_relabel_configs/0/action": "keep",
+                "collector.yaml#/receivers/prometheus~1epp/config/scrape_configs/0/metric_relabel_configs/1": null,
+                "collector.yaml#/service/pipelines/*/processors": {
+                    "metrics": [
+                        "memory_limiter",
+                        "groupbyattrs/scrape_target",
+                        "transform/scrape_target",
+                        "resource/cluster",
+                        "transform/fleet_scope",
+                    ],
+                    "traces/request_lifecycle": [
+                        "memory_limiter",
+                        "k8s_attributes",
+                        "resource/cluster",
+                        "transform/privacy",
+                        "transform/tag_request_lifecycle",
+                    ],
+                },
+                "collector.yaml#/processors/transform~1fleet_scope": { "error_mode": "ignore", "metric_statements": [{ "context": "datapoint", "statements": [
+                    r#"set(datapoint.attributes["fairness_id"], SHA256(Concat(["c1", datapoint.attributes["fairness_id"]], "/"))) where datapoint.attributes["fairness_id"] != nil"#,
+                ] }] },
+            })),
+        ),
+        case(
+            "fleet scope without an EPP job hashes nothing",
+            request(kinds("Fleet", &["Reliability"])),
+            Want::Parts(json!({ "collector.yaml#/processors/transform~1fleet_scope": null })),
+        ),
+        case(
+            "per-tenant scope hashes nothing",
+            request(kinds("PerTenant", &["RequestLifecycle", "Capacity"])),
+            Want::Parts(json!({ "collector.yaml#/processors/transform~1fleet_scope": null })),
+        ),
+        // transform/privacy is the aggregator's allowlist (apis::wire), and
+        // every other place a span can carry text is emptied.
+        case(
+            "the privacy transform is the aggregator's allowlist",
+            request(json!({ "kinds": [{ "name": "RequestLifecycle" }] })),
+            Want::Parts(json!({
+                "collector.yaml#/processors/transform~1privacy": { "error_mode": "ignore", "trace_statements": [
+                    { "context": "resource", "statements": [keep_keys("resource.attributes", RESOURCE_ATTRIBUTES)] },
+                    { "context": "scope", "statements": ["keep_keys(scope.attributes, [])"] },
+                    { "context": "span", "statements": [
+                        keep_keys("span.attributes", SPAN_ATTRIBUTES),
+                        "set(span.events, nil)",
+                        "set(span.links, nil)",
+                        r#"set(span.status.message, "")"#,
+                        r#"set(span.trace_state, "")"#,
+                        r#"set(span.name, "") where span.name != "llm_request""#,
+                    ] },
+                ] },
+                // `set(…, nil)` empties a list only with this gate; without it the
+                // collector ignores the statement and the links leave with their text.
+                "agent#/spec/template/spec/containers/0/args":
+                    ["--config=/conf/collector.yaml", "--feature-gates=ottl.set.allowNil"],
+                // Only what the allowlist keeps (what_k8s_attributes_extracts_is_allowlisted).
+                "collector.yaml#/processors/k8s_attributes/extract":
+                    { "metadata": [K8S_NAMESPACE], "labels": [{ "tag_name": MODEL, "key": "llm-d.ai/model", "from": "pod" }] },
+            })),
+        ),
+        case(
+            "the Deployment is locked down",
+            request(
+                json!({ "kinds": [{ "name": "Capacity" }], "agent": { "resources": { "limits": { "memory": "2Gi" } } } }),
+            ),
+            Want::Parts(json!({
+                "agent#/spec/template/spec/containers/0/args": ["--config=/conf/collector.yaml"],
+                "agent#/spec/template/spec/containers/0/image": "otel/opentelemetry-collector-k8s:0.159.0",
+                "agent#/spec/template/spec/securityContext": {
+                    "runAsNonRoot": true,
+                    "runAsUser": 10001.0,
+                    "runAsGroup": 10001.0,
+                    "fsGroup": 10001.0,
+                    "seccompProfile": { "type": "RuntimeDefault" },
+                },
+                "agent#/spec/template/spec/containers/0/securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": { "drop": ["ALL"] },
+                },
+                "agent#/spec/template/spec/containers/0/livenessProbe/httpGet": { "path": "/", "port": "health" },
+                "agent#/spec/template/spec/containers/0/resources/limits": { "cpu": "1", "memory": "2Gi" },
+                "agent env#/GOMEMLIMIT": { "value": "1638MiB" },
+                // SingleCluster, agent in the token namespace: it reads the aggregator's Secret itself.
+                "agent env#/MODELPLANE_INGEST_TOKEN":
+                    { "valueFrom": { "secretKeyRef": { "name": "signals-ingest-c1", "key": "token", "optional": false } } },
+                "collector.yaml#/extensions/health_check/endpoint": "${env:MY_POD_IP}:13133",
+            })),
+        ),
+    ]
 }
 
 #[test]
-fn the_deployment_is_locked_down() {
-    let (config, deployment) = render(
-        json!({ "kinds": [{ "name": "Capacity" }], "agent": { "resources": { "limits": { "memory": "2Gi" } } } }),
-    );
-    let pod = &deployment["spec"]["template"]["spec"];
-    let container = &pod["containers"][0];
-    assert_eq!(container["args"], json!(["--config=/conf/collector.yaml"]));
-    assert_eq!(
-        container["image"],
-        "otel/opentelemetry-collector-k8s:0.159.0"
-    );
-    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
-    assert_eq!(pod["securityContext"]["runAsUser"], 10001.0);
-    assert_eq!(
-        pod["securityContext"]["seccompProfile"]["type"],
-        "RuntimeDefault"
-    );
-    assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
-    assert_eq!(
-        container["securityContext"]["allowPrivilegeEscalation"],
-        false
-    );
-    assert_eq!(
-        container["securityContext"]["capabilities"]["drop"],
-        json!(["ALL"])
-    );
-    assert_eq!(
-        container["livenessProbe"]["httpGet"],
-        json!({ "path": "/", "port": "health" })
-    );
-    assert_eq!(
-        container["resources"]["limits"],
-        json!({ "cpu": "1", "memory": "2Gi" })
-    );
-    let env = container["env"].as_array().unwrap();
-    assert!(env.contains(&json!({ "name": "GOMEMLIMIT", "value": "1638MiB" })));
-    // SingleCluster, agent in the token namespace: it reads the aggregator's Secret itself.
-    assert!(env.contains(&json!({ "name": "MODELPLANE_INGEST_TOKEN", "valueFrom": { "secretKeyRef": { "name": "signals-ingest-c1", "key": "token", "optional": false } } })));
-    let config: Value = serde_yaml::from_str(&config).unwrap();
-    assert_eq!(
-        config["extensions"]["health_check"]["endpoint"],
-        "${env:MY_POD_IP}:13133"
-    );
+fn collector_config_cases() {
+    support::run_with(cases(), renders_without_results);
+}
+
+const K8S_NAMESPACE: &str = "k8s.namespace.name";
+const MODEL: &str = "modelplane.model";
+
+#[test]
+fn what_k8s_attributes_extracts_is_allowlisted() {
+    for key in [K8S_NAMESPACE, MODEL] {
+        assert!(RESOURCE_ATTRIBUTES.contains(&key), "{key}");
+    }
+}
+
+/// The fairness id is hashed only where it is scraped (the EPP job) under
+/// Fleet scope; no other config mentions it.
+#[test]
+fn only_fleet_scope_with_an_epp_job_touches_the_fairness_id() {
+    let exact = [
+        kinds("Fleet", &["Reliability"]),
+        kinds("PerTenant", &["RequestLifecycle", "Capacity"]),
+    ];
+    let mut hashing = 0;
+    for spec in specs().into_iter().chain(exact) {
+        let (text, _) = render(spec.clone());
+        let config: Value = serde_yaml::from_str(&text).unwrap();
+        let hashes = spec["privacy"]["scope"] == "Fleet"
+            && config["receivers"].get("prometheus/epp").is_some();
+        assert_eq!(text.contains("fairness_id"), hashes, "{spec}");
+        hashing += usize::from(hashes);
+    }
+    assert!(hashing > 0, "no spec in the sweep hashes the fairness id");
 }

@@ -4,10 +4,13 @@
 //! credentials, the step input, observed resources, invalid fields that end
 //! up in error messages) and looked for in the response and the render output.
 
-use function_sdk_rust::proto::v1::RunFunctionRequest;
+use function_sdk_rust::proto::v1::{RunFunctionRequest, RunFunctionResponse};
 use function_signals::render_cmd::{RenderOptions, render_output};
 use function_signals::{Config, run_function};
 use serde_json::{Value, json};
+use support::{Case, Want, case};
+
+mod support;
 
 /// Distinct markers, so a failure says which input leaked.
 const MARKERS: [&str; 11] = [
@@ -24,26 +27,23 @@ const MARKERS: [&str; 11] = [
     "copied-token-in-object-status-8c8c",
 ];
 
-fn assert_clean(req: Value) -> Value {
-    let req: RunFunctionRequest = serde_json::from_value(req).unwrap();
-    let rsp = run_function(&req, &Config::default());
-    let wire = serde_json::to_string(&rsp).unwrap();
-    // A Fatal result is the render's error text instead of its output.
+/// No marker in the response, nor in what `render` prints for it (a Fatal
+/// result is the render's error text instead of its output).
+fn leaks_nothing(req: &RunFunctionRequest, rsp: &RunFunctionResponse) -> Result<(), String> {
+    let wire = serde_json::to_string(rsp).unwrap();
     let options = RenderOptions {
         include_function_results: true,
     };
-    let rendered = render_output(&req, &rsp, &options).unwrap_or_else(|e| e);
+    let rendered = render_output(req, rsp, &options).unwrap_or_else(|e| e);
     for marker in MARKERS {
-        assert!(
-            !wire.contains(marker),
-            "{marker} leaked into the response: {wire}"
-        );
-        assert!(
-            !rendered.contains(marker),
-            "{marker} leaked into render output: {rendered}"
-        );
+        if wire.contains(marker) {
+            return Err(format!("{marker} leaked into the response: {wire}"));
+        }
+        if rendered.contains(marker) {
+            return Err(format!("{marker} leaked into render output: {rendered}"));
+        }
     }
-    serde_json::to_value(&rsp).unwrap()
+    Ok(())
 }
 
 fn request(xr: Value) -> Value {
@@ -118,49 +118,6 @@ fn cluster(signals: Value) -> Value {
     })
 }
 
-#[test]
-fn an_inference_cluster_leaks_nothing() {
-    let all_kinds = json!([
-        { "name": "RequestLifecycle", "sampleRate": 0.5 }, { "name": "PrefixHash" }, { "name": "Capacity" },
-        { "name": "ColdStart" }, { "name": "Cost" }, { "name": "Reliability" },
-    ]);
-    let rsp = assert_clean(request(cluster(json!({
-        "kinds": all_kinds,
-        "aggregator": { "endpoint": "agg.example:4317", "tokenSecretRef": { "name": "ingest", "key": "token" } },
-    }))));
-    assert!(rsp.get("results").is_none());
-    assert!(rsp["desired"]["resources"]["signals-agent-deployment"].is_object());
-}
-
-#[test]
-fn the_token_copy_leaks_nothing_it_observes() {
-    let rsp = assert_clean(request(cluster(
-        json!({ "kinds": [{ "name": "Capacity" }] }),
-    )));
-    assert!(rsp.get("results").is_none());
-    let copy = &rsp["desired"]["resources"]["signals-agent-token"];
-    assert_eq!(copy["ready"], "READY_TRUE");
-    let manifest = &copy["resource"]["spec"]["forProvider"]["manifest"];
-    assert_eq!(manifest["kind"], "Secret");
-    assert!(manifest.get("data").is_none() && manifest.get("stringData").is_none());
-    // Only the observed generation is used.
-    let deployment = &rsp["desired"]["resources"]["signals-agent-deployment"]["resource"];
-    assert_eq!(
-        deployment["spec"]["forProvider"]["manifest"]["spec"]["template"]["metadata"]["annotations"]
-            ["signals.modelplane.ai/ingest-token-generation"],
-        "2"
-    );
-}
-
-#[test]
-fn an_endpoint_with_credentials_is_refused_without_echoing_them() {
-    let rsp = assert_clean(request(cluster(json!({
-        "kinds": [{ "name": "Capacity" }],
-        "aggregator": { "endpoint": "tok-invalid-endpoint-9a9a@agg.example:4317" },
-    }))));
-    assert_eq!(rsp["results"][0]["severity"], "SEVERITY_FATAL");
-}
-
 fn model_service(endpoint: &str) -> Value {
     json!({
         "apiVersion": "modelplane.ai/v1alpha1", "kind": "ModelService",
@@ -176,28 +133,70 @@ fn model_service(endpoint: &str) -> Value {
     })
 }
 
-#[test]
-fn a_model_service_leaks_nothing() {
-    let rsp = assert_clean(request(model_service(
-        "https://pk:sk-lf-userinfo-0b1d@cloud.langfuse.com/api/public/otel?api_key=api-key-query-c3e4",
-    )));
-    let policy = &rsp["desired"]["composite"]["resource"]["status"]["observability"]["policy"];
-    assert_eq!(
-        policy["tracesEndpoint"],
-        "https://cloud.langfuse.com/api/public/otel"
-    );
+fn cases() -> Vec<Case> {
+    let all_kinds = json!([
+        { "name": "RequestLifecycle", "sampleRate": 0.5 }, { "name": "PrefixHash" }, { "name": "Capacity" },
+        { "name": "ColdStart" }, { "name": "Cost" }, { "name": "Reliability" },
+    ]);
+    vec![
+        case(
+            "an InferenceCluster leaks nothing",
+            request(cluster(json!({
+                "kinds": all_kinds,
+                "aggregator": { "endpoint": "agg.example:4317", "tokenSecretRef": { "name": "ingest", "key": "token" } },
+            }))),
+            Want::Parts(json!({
+                "/results": null,
+                "/desired/resources/signals-agent-deployment/resource/kind": "Object",
+            })),
+        ),
+        case(
+            "the token copy leaks nothing it observes",
+            request(cluster(json!({ "kinds": [{ "name": "Capacity" }] }))),
+            Want::Parts(json!({
+                "/results": null,
+                "/desired/resources/signals-agent-token/ready": "READY_TRUE",
+                "/desired/resources/signals-agent-token/resource/spec/forProvider/manifest/kind": "Secret",
+                "/desired/resources/signals-agent-token/resource/spec/forProvider/manifest/data": null,
+                "/desired/resources/signals-agent-token/resource/spec/forProvider/manifest/stringData": null,
+                // Only the observed generation is used.
+                "pod annotations#/signals.modelplane.ai~1ingest-token-generation": "2",
+            })),
+        ),
+        case(
+            "an endpoint with credentials is refused without echoing them",
+            request(cluster(json!({
+                "kinds": [{ "name": "Capacity" }],
+                "aggregator": { "endpoint": "tok-invalid-endpoint-9a9a@agg.example:4317" },
+            }))),
+            Want::Parts(json!({ "/results/0/severity": "SEVERITY_FATAL" })),
+        ),
+        case(
+            "a ModelService leaks nothing",
+            request(model_service(
+                "https://pk:sk-lf-userinfo-0b1d@cloud.langfuse.com/api/public/otel?api_key=api-key-query-c3e4",
+            )),
+            Want::Parts(json!({
+                "/desired/composite/resource/status/observability/policy/tracesEndpoint":
+                    "https://cloud.langfuse.com/api/public/otel",
+            })),
+        ),
+        // Not http(s): validation fails, and the message must not carry the credentials.
+        case(
+            "an invalid ModelService endpoint is refused without echoing credentials",
+            request(model_service(
+                "ftp://user:tok-invalid-endpoint-9a9a@host/x?k=api-key-query-c3e4",
+            )),
+            Want::Parts(json!({
+                "/results/0/message": "spec.observability.traces.endpoint: must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel",
+            })),
+        ),
+    ]
 }
 
 #[test]
-fn an_invalid_model_service_endpoint_is_refused_without_echoing_credentials() {
-    // Not http(s): validation fails, and the message must not carry the credentials.
-    let rsp = assert_clean(request(model_service(
-        "ftp://user:tok-invalid-endpoint-9a9a@host/x?k=api-key-query-c3e4",
-    )));
-    assert_eq!(
-        rsp["results"][0]["message"],
-        "spec.observability.traces.endpoint: must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel"
-    );
+fn secrets_cases() {
+    support::run_with(cases(), leaks_nothing);
 }
 
 #[test]
@@ -206,7 +205,13 @@ fn the_markers_would_be_found_if_they_leaked() {
     let mut xr = cluster(json!({ "kinds": [{ "name": "Capacity" }] }));
     xr["metadata"]["name"] = json!("tok-annotation-7f3a");
     let req: RunFunctionRequest = serde_json::from_value(request(xr)).unwrap();
-    let wire = serde_json::to_string(&run_function(&req, &Config::default())).unwrap();
+    let rsp = run_function(&req, &Config::default());
+    let wire = serde_json::to_string(&rsp).unwrap();
     assert!(wire.contains("tok-annotation-7f3a"));
+    let caught = leaks_nothing(&req, &rsp).expect_err("the marker in the XR's name");
+    assert!(
+        caught.starts_with("tok-annotation-7f3a leaked into the response"),
+        "{caught}"
+    );
     assert_eq!(base64("cred-bytes-d00d"), "Y3JlZC1ieXRlcy1kMDBk");
 }
