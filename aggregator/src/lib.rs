@@ -1,18 +1,25 @@
 //! signal-aggregator: OTLP in, mergeable per-tenant sketches out.
 //!
-//! Data flows through the modules in this order:
-//! `ingest` (OTLP/gRPC and OTLP/HTTP) → `normalize` (typed signals, allowlist,
+//! The write path, in the order data flows: `ingest` (OTLP/gRPC and
+//! OTLP/HTTP) → `pipeline` (drives one export request through the rest, and
+//! taps per-cluster activity) → `normalize` (typed signals, allowlist,
 //! cumulative → delta) → `sketch` (per-window mergeable sketches) → `store`
-//! (embedded or Redis) → `serve` (query API, `/metrics`). `pipeline` is the
-//! seam that drives one export request through normalize, sketch and store.
+//! (embedded or Redis).
+//!
+//! The read side: `query` turns stored sketches into answers; its two users
+//! are `api` (the HTTP query API, `/metrics`, OpenAPI) and `status` (writes
+//! answers onto the XRs). `directory` is what the XR watch knows; `auth`
+//! decides who may send and read. `app` wires it all together.
 
+pub mod api;
+pub mod app;
 pub mod auth;
-pub mod config;
+pub mod clock;
 pub mod directory;
 pub mod ingest;
 pub mod normalize;
 pub mod pipeline;
-pub mod serve;
+pub mod query;
 pub mod signal;
 pub mod sketch;
 pub mod status;

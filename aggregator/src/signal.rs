@@ -7,6 +7,26 @@ use std::collections::BTreeMap;
 pub use apis::SignalKind;
 use serde::{Deserialize, Serialize};
 
+/// Longest identity (a DNS subdomain's limit).
+pub const MAX_IDENTITY_LEN: usize = 253;
+
+/// Whether `value` may name a tenant, cluster, model or dimension value in a
+/// request or a token file; the error says what is allowed.
+pub fn check_identity(value: &str) -> Result<&str, String> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_IDENTITY_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(format!(
+            "must be 1-{MAX_IDENTITY_LEN} characters of letters, digits, '-', '_', '.', '/', ':'"
+        ))
+    }
+}
+
 /// The unit of tenancy and storage: one series per (tenant, cluster, model, kind).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SeriesKey {

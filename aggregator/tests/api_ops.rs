@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
-use signal_aggregator::serve::ROUTES;
+use signal_aggregator::api::ROUTES;
 use signal_aggregator::signal::{Field, SignalKind};
 use support::{NOW, SketchBuilder, TestApi, key};
 

@@ -175,7 +175,7 @@ impl Ingest {
                     .field(&signal_aggregator::signal::FieldKey::plain(
                         signal_aggregator::signal::Field::TtftSeconds,
                     ))
-                    .and_then(signal_aggregator::serve::readout::count)
+                    .and_then(signal_aggregator::query::readout::count)
                     .unwrap_or(0) as f64;
                 (key.cluster.clone(), count)
             })

@@ -13,10 +13,10 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
 use prost::Message as _;
 
+use signal_aggregator::api::{self, ApiState};
 use signal_aggregator::ingest::{self, IngestConfig};
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::pipeline::{ExportError, ExportSink, Pipeline};
-use signal_aggregator::serve::{self, ApiState};
 use signal_aggregator::signal::{Origin, SeriesKey};
 use signal_aggregator::sketch::{SeriesSketch, WindowedSketch};
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
@@ -139,12 +139,8 @@ async fn start(store: Arc<dyn SketchStore>) -> Aggregator {
     ));
     let http_router = ingest::http_router(sink, IngestConfig::default(), metrics.clone());
     tokio::spawn(async move { axum::serve(http_listener, http_router).await.unwrap() });
-    let api_router = serve::router(ApiState::new(store, metrics.clone()));
-    tokio::spawn(serve::serve(
-        api_listener,
-        api_router,
-        std::future::pending(),
-    ));
+    let api_router = api::router(ApiState::new(store, metrics.clone()));
+    tokio::spawn(api::serve(api_listener, api_router, std::future::pending()));
     Aggregator {
         grpc: format!("http://{grpc}"),
         http: format!("http://{http}"),
@@ -355,6 +351,9 @@ impl SketchStore for RefusingStore {
     }
     fn retention_secs(&self) -> u64 {
         86_400
+    }
+    fn describe(&self) -> String {
+        "a store that refuses every write".into()
     }
 }
 

@@ -16,13 +16,15 @@ use std::time::Duration;
 
 use redis_support::{RedisCluster, RedisNode, lifecycle, now_secs, series};
 use serde_json::{Value, json};
+use signal_aggregator::clock::{Clock, rfc3339};
 use signal_aggregator::directory::{Directory, watch};
-use signal_aggregator::serve::{Clock, rfc3339};
+use signal_aggregator::pipeline::activity::{
+    Activity, ClusterActivity, DroppedOnXr, track_activity,
+};
+use signal_aggregator::pipeline::shared_activity::SharedActivity;
 use signal_aggregator::signal::{Field, FieldKey, Point, SignalKind, Value as PointValue};
 use signal_aggregator::sketch::WindowedSketch;
-use signal_aggregator::status::{
-    Activity, ClusterActivity, DroppedOnXr, SharedActivity, StatusWriter, track_activity,
-};
+use signal_aggregator::status::StatusWriter;
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::redis::{RedisStore, RedisStoreConfig, RedisUrl};
 use signal_aggregator::telemetry::SelfMetrics;
@@ -71,7 +73,8 @@ impl Replica {
             .unwrap(),
         );
         let clock: Clock = Arc::new(move || now);
-        let activity = Activity::new(clock).shared_through(SharedActivity::for_store(&redis));
+        let activity = Activity::new(clock)
+            .shared_through(SharedActivity::through(redis.replica_link().unwrap()));
         let store = track_activity(redis.clone(), &activity);
 
         let client = FakeApiServer::client(url);

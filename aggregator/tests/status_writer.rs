@@ -9,14 +9,15 @@ mod status_support;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use signal_aggregator::clock::Clock;
 use signal_aggregator::directory::{Directory, watch};
-use signal_aggregator::serve::Clock;
+use signal_aggregator::pipeline::activity::{Activity, track_activity};
 use signal_aggregator::signal::{
     DIM_SKU, Field, FieldKey, Point, SeriesKey, SeriesPoints, SignalBatch, SignalKind,
     Value as Datum,
 };
 use signal_aggregator::sketch::sketch_batch_at;
-use signal_aggregator::status::{Activity, PassReport, StatusWriter, WriterConfig, track_activity};
+use signal_aggregator::status::{PassReport, StatusWriter, WriterConfig};
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
 use status_support::{

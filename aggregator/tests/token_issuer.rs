@@ -35,7 +35,7 @@ const POLICY: RotationPolicy = RotationPolicy {
 };
 
 fn rfc3339(unix: u64) -> String {
-    signal_aggregator::serve::rfc3339(unix)
+    signal_aggregator::clock::rfc3339(unix)
 }
 
 fn cluster(name: &str) -> Value {
@@ -732,14 +732,14 @@ async fn the_running_issuer_reacts_to_new_clusters_and_rotation_requests() {
         directory.clone(),
         std::future::pending(),
     ));
-    let issued = IssuedTokens::new(signal_aggregator::serve::system_clock());
+    let issued = IssuedTokens::new(signal_aggregator::clock::system_clock());
     tokio::spawn(signal_aggregator::auth::issuer::run(
         client,
         NS.into(),
         POLICY,
         directory,
         issued.clone(),
-        signal_aggregator::serve::system_clock(),
+        signal_aggregator::clock::system_clock(),
         std::future::pending(),
     ));
     let s = server.clone();

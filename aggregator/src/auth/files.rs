@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use serde::Deserialize;
 
 use super::tokens::{TokenTable, parse_entry};
+use crate::signal::check_identity;
 
 /// One token or several (several while a rotation overlaps).
 #[derive(Debug, Deserialize)]
@@ -65,8 +66,7 @@ pub fn parse_ingest_tokens(text: &str) -> Result<TokenTable<String>, String> {
     let clusters: BTreeMap<String, OneOrMany> = parse_yaml(text)?;
     let mut table = TokenTable::new();
     for (cluster, tokens) in &clusters {
-        crate::serve::params::validate_identity("cluster", cluster)
-            .map_err(|e| format!("cluster {cluster:?}: {}", e.message))?;
+        check_identity(cluster).map_err(|problem| format!("cluster {cluster:?}: {problem}"))?;
         add_entries(
             &mut table,
             &format!("cluster {cluster:?}"),
@@ -108,7 +108,7 @@ pub fn parse_query_tokens(text: &str) -> Result<TokenTable<QueryPrincipal>, Stri
         add_entries(&mut table, "operators", operators, QueryPrincipal::Operator)?;
     }
     for (tenant, tokens) in &file.tenants {
-        crate::serve::params::validate_identity("tenant", tenant).map_err(|e| e.message)?;
+        check_identity(tenant).map_err(|problem| format!("tenant {tenant:?}: {problem}"))?;
         add_entries(
             &mut table,
             &format!("tenant {tenant:?}"),

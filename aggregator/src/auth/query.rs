@@ -5,14 +5,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-
 use super::files::{QueryPrincipal, Reloading};
 use super::tokens::{TokenTable, bearer_token};
-use crate::serve::ApiError;
+
+/// Why a query was refused; the message tells the caller what to send instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AccessError {
+    /// No token, or not a current one (HTTP 401).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// A valid token that may not read this path (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+}
 
 /// What a path requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,7 +75,7 @@ impl QueryAccess {
     }
 
     /// Whether a request with `authorization` may read `path`.
-    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), ApiError> {
+    pub fn check(&self, path: &str, authorization: Option<&[u8]>) -> Result<(), AccessError> {
         let Some(tokens) = &self.tokens else {
             return Ok(());
         };
@@ -79,64 +84,26 @@ impl QueryAccess {
             return Ok(());
         }
         let header = authorization.ok_or_else(|| {
-            unauthenticated("missing authorization: send `authorization: Bearer <token>` with an operator or tenant query token")
+            AccessError::Unauthenticated("missing authorization: send `authorization: Bearer <token>` with an operator or tenant query token".into())
         })?;
-        let token = bearer_token(header).map_err(unauthenticated)?;
+        let token = bearer_token(header).map_err(|e| AccessError::Unauthenticated(e.into()))?;
         let principal = tokens.current().lookup(token).ok_or_else(|| {
-            unauthenticated(
-                "the bearer token is not a current query token (unknown, revoked or rotated out)",
+            AccessError::Unauthenticated(
+                "the bearer token is not a current query token (unknown, revoked or rotated out)"
+                    .into(),
             )
         })?;
         match (principal, needed) {
             (QueryPrincipal::Operator, _) => Ok(()),
             (QueryPrincipal::Tenant(mine), Requirement::Tenant(wanted)) if mine == wanted => Ok(()),
-            (QueryPrincipal::Tenant(mine), Requirement::Tenant(wanted)) => Err(forbidden(format!(
-                "this token reads tenant {mine:?} only, not {wanted:?}; use /v1/tenants/{mine}/... or an operator token"
-            ))),
-            (QueryPrincipal::Tenant(mine), _) => Err(forbidden(format!(
+            (QueryPrincipal::Tenant(mine), Requirement::Tenant(wanted)) => {
+                Err(AccessError::Forbidden(format!(
+                    "this token reads tenant {mine:?} only, not {wanted:?}; use /v1/tenants/{mine}/... or an operator token"
+                )))
+            }
+            (QueryPrincipal::Tenant(mine), _) => Err(AccessError::Forbidden(format!(
                 "{path} needs an operator token; this token reads tenant {mine:?} only (/v1/tenants/{mine}/...)"
             ))),
-        }
-    }
-}
-
-fn unauthenticated(message: impl Into<String>) -> ApiError {
-    ApiError {
-        status: StatusCode::UNAUTHORIZED,
-        code: "unauthenticated",
-        message: message.into(),
-    }
-}
-
-fn forbidden(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::FORBIDDEN,
-        code: "forbidden",
-        message,
-    }
-}
-
-/// The axum middleware (`axum::middleware::from_fn_with_state`).
-pub async fn enforce(
-    State(access): State<Arc<QueryAccess>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let authorization = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes);
-    match access.check(request.uri().path(), authorization) {
-        Ok(()) => next.run(request).await,
-        Err(error) => {
-            let challenge = error.status == StatusCode::UNAUTHORIZED;
-            let mut response = error.into_response();
-            if challenge {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            response
         }
     }
 }

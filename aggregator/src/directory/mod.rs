@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::serve::FleetPolicy;
+use crate::query::{FleetPolicy, PriceBook};
 use crate::signal::SeriesKey;
 
 pub use entries::{
@@ -250,6 +250,12 @@ impl Directory {
 impl FleetPolicy for Directory {
     fn includes(&self, key: &SeriesKey) -> bool {
         self.fleet_includes(key)
+    }
+}
+
+impl PriceBook for Directory {
+    fn price_per_gpu_hour(&self, cluster: &str, sku: &str) -> Option<f64> {
+        self.pricing(cluster, sku).map(|p| p.price_per_gpu_hour)
     }
 }
 

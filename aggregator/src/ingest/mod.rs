@@ -31,6 +31,7 @@ mod request;
 
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +43,47 @@ use crate::pipeline::ExportSink;
 use crate::signal::Origin;
 use crate::telemetry::SelfMetrics;
 use receiver::Receiver;
+
+/// Ingest flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct IngestArgs {
+    /// Where to accept OTLP/gRPC (metrics and traces).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_OTLP_GRPC_ADDR",
+        default_value = "0.0.0.0:4317"
+    )]
+    pub otlp_grpc_addr: SocketAddr,
+
+    /// Where to accept OTLP/HTTP (`POST /v1/metrics`, `/v1/traces`; protobuf or JSON).
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_OTLP_HTTP_ADDR",
+        default_value = "0.0.0.0:4318"
+    )]
+    pub otlp_http_addr: SocketAddr,
+
+    /// Largest OTLP request accepted, in bytes, after decompression (larger: 413).
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_REQUEST_BYTES",
+          default_value_t = IngestConfig::default().max_request_bytes)]
+    pub max_request_bytes: usize,
+
+    /// OTLP requests processed at once per listener; beyond this senders are told to retry later.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_IN_FLIGHT_REQUESTS",
+          default_value_t = IngestConfig::default().max_in_flight_requests)]
+    pub max_in_flight_requests: usize,
+}
+
+impl IngestArgs {
+    /// Ingest as these flags ask, accepting anyone until an authenticator is set.
+    pub fn config(&self) -> IngestConfig {
+        IngestConfig {
+            max_request_bytes: self.max_request_bytes,
+            max_in_flight_requests: self.max_in_flight_requests,
+            ..IngestConfig::default()
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct IngestConfig {

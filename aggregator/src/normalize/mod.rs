@@ -42,6 +42,24 @@ pub use losses::{ClusterLosses, DropReason, MAX_CLUSTERS_PER_REQUEST};
 /// router gauges, prefix hashes without a model attribute).
 pub const NO_MODEL: &str = "";
 
+/// Normalize flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NormalizeArgs {
+    /// Series (cluster × model × kind) one tenant may have; new ones beyond it are dropped and counted.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_SERIES_PER_TENANT",
+          default_value_t = NormalizeConfig::default().max_series_per_tenant)]
+    pub max_series_per_tenant: usize,
+}
+
+impl NormalizeArgs {
+    pub fn config(&self) -> NormalizeConfig {
+        NormalizeConfig {
+            max_series_per_tenant: self.max_series_per_tenant,
+            ..NormalizeConfig::default()
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct NormalizeConfig {
     /// Series (tenant × cluster × model × kind) a tenant may have before new

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use apis::{ClusterBreakdown, LatencyQuantiles, ServiceMetrics, SignalsStatus};
 
-use super::activity::ClusterActivity;
+use crate::clock::rfc3339;
 use crate::directory::{ClusterEntry, Directory, ServiceEntry};
-use crate::serve::cost::cost_of_clusters;
-use crate::serve::readout;
-use crate::serve::rfc3339;
-use crate::serve::signals::{REPORTED_QUANTILES, total_of};
+use crate::pipeline::activity::ClusterActivity;
+use crate::query::cost::cost_of_clusters;
+use crate::query::readout;
+use crate::query::readout::{REPORTED_QUANTILES, total_of};
 use crate::signal::{Field, FieldKey, SeriesKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::{SketchStore, StoreError, StoreQuery};

@@ -2,7 +2,7 @@
 //! `gpu_seconds`, or Capacity's GPU count over the window when a cluster
 //! reports no GPU time) priced with `spec.signals.cost.pricing` from the
 //! directory, for `status.signals.cost` per cluster. `$/token` per ModelService
-//! comes from [`crate::serve::cost`], the same code the query API uses.
+//! comes from [`crate::query::cost`], the same code the query API uses.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,8 +10,8 @@ use apis::{ClusterCostStatus, GpuPrice};
 
 use super::compute::Settings;
 use crate::directory::ClusterEntry;
-use crate::serve::cost::totals_by_sku;
-use crate::serve::readout;
+use crate::query::cost::totals_by_sku;
+use crate::query::readout;
 use crate::signal::{DIM_SKU, Field, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::{SketchStore, StoreError, StoreQuery};

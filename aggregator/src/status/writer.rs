@@ -14,13 +14,13 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::FIELD_MANAGER;
-use super::activity::{Activity, ClusterActivity, DroppedOnXr};
 use super::change::Threshold;
 use super::compute::{self, FleetFigures, Settings};
 use super::cost;
+use crate::clock::Clock;
 use crate::directory::watch::{inference_clusters, model_services};
 use crate::directory::{ClusterEntry, Directory, ServiceEntry};
-use crate::serve::Clock;
+use crate::pipeline::activity::{Activity, ClusterActivity, DroppedOnXr};
 use crate::store::SketchStore;
 
 #[derive(Debug, Clone, Copy)]

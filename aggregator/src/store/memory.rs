@@ -303,6 +303,10 @@ impl SketchStore for MemoryStore {
     fn retention_secs(&self) -> u64 {
         self.config.retention_secs
     }
+
+    fn describe(&self) -> String {
+        "embedded in-memory store".into()
+    }
 }
 
 #[cfg(test)]

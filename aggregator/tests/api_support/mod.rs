@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use signal_aggregator::serve::{self, ApiState};
+use signal_aggregator::api::{self, ApiState};
 use signal_aggregator::signal::{
     Field, FieldKey, HistogramDelta, Point, SeriesKey, SignalKind, Value,
 };
@@ -118,9 +118,9 @@ impl TestApi {
         configure(&mut state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let router = serve::router(state);
+        let router = api::router(state);
         tokio::spawn(async move {
-            serve::serve(listener, router, std::future::pending())
+            api::serve(listener, router, std::future::pending())
                 .await
                 .unwrap();
         });

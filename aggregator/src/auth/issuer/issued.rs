@@ -20,7 +20,7 @@ use tokio_stream::StreamExt;
 use super::secret::{self, LABEL_SELECTOR, RotationPolicy, TokenState};
 use crate::auth::ingest::IngestTokenSource;
 use crate::auth::tokens::{TokenTable, digest};
-use crate::serve::Clock;
+use crate::clock::Clock;
 
 /// One accepted token: its cluster and, for a previous token, when it stops
 /// being accepted.

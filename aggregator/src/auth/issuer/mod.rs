@@ -24,8 +24,8 @@ pub use issued::IssuedTokens;
 pub use reconcile::{IssueReport, TOKEN_FIELD_MANAGER, TokenIssuer};
 pub use secret::RotationPolicy;
 
+use crate::clock::Clock;
 use crate::directory::Directory;
-use crate::serve::Clock;
 
 /// Token namespace when neither `--token-namespace` nor `POD_NAMESPACE` says.
 pub const DEFAULT_TOKEN_NAMESPACE: &str = "modelplane-system";

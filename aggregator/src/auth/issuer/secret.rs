@@ -12,7 +12,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use crate::serve::rfc3339;
+use crate::clock::rfc3339;
 
 pub const NAME_PREFIX: &str = "signals-ingest-";
 pub const TOKEN_KEY: &str = "token";

@@ -15,7 +15,7 @@ use super::tls::TlsFiles;
 const URL_FLAG: &str = "--redis-url";
 
 /// `--redis-url` as given, with the TLS files for its `rediss://` connections.
-/// Dereferences to the URL text (for logs; see `main`'s redaction).
+/// Logs show it [`redacted`](RedisUrl::redacted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RedisUrl {
     text: String,
@@ -42,6 +42,19 @@ impl RedisUrl {
 
     pub fn tls(&self) -> &TlsFiles {
         &self.tls
+    }
+
+    /// `redis://user:secret@host` → `redis://user:***@host`: URLs reach logs.
+    pub fn redacted(&self) -> String {
+        let url = self.text.as_str();
+        match (url.find("://"), url.rfind('@')) {
+            (Some(scheme_end), Some(at)) if at > scheme_end => {
+                let userinfo = &url[scheme_end + 3..at];
+                let user = userinfo.split(':').next().unwrap_or_default();
+                format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..])
+            }
+            _ => url.to_string(),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -176,6 +189,15 @@ impl PartialEq<&str> for RedisUrl {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn redacts_redis_passwords() {
+        let redacted = |url: &str| super::RedisUrl::new(url).redacted();
+        assert_eq!(redacted("redis://u:pw@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(redacted("rediss://:pw@h"), "rediss://:***@h");
+        assert_eq!(redacted("redis://h:6379"), "redis://h:6379");
+    }
+
     use super::*;
     use std::path::PathBuf;
 

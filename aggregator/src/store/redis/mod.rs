@@ -29,6 +29,7 @@ mod pending;
 mod query;
 mod series_count;
 mod tls;
+pub mod wal;
 
 use std::fs;
 use std::path::Path;
@@ -43,8 +44,10 @@ use tokio::sync::{Notify, OnceCell, oneshot};
 
 use crate::signal::SeriesKey;
 use crate::sketch::{SeriesSketch, WindowedSketch};
-use crate::store::wal::{Wal, WalEntry};
-use crate::store::{MaintenanceReport, SketchStore, StoreError, StoreHealth, StoreQuery};
+use crate::store::redis::wal::{Wal, WalEntry};
+use crate::store::{
+    MaintenanceReport, ReplicaLink, SketchStore, StoreError, StoreHealth, StoreQuery,
+};
 use crate::telemetry::SelfMetrics;
 
 pub use config::{RedisArgs, parse_duration};
@@ -348,7 +351,7 @@ impl RedisStore {
     }
 
     /// The store's gauges and counters in Prometheus text format, for `/metrics`.
-    pub fn prometheus_text(&self) -> String {
+    fn metrics_text(&self) -> String {
         let s = self.status();
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, value: u64| {
@@ -586,5 +589,32 @@ impl SketchStore for RedisStore {
 
     fn retention_secs(&self) -> u64 {
         self.shared.config.retention_secs
+    }
+
+    fn describe(&self) -> String {
+        let config = &self.shared.config;
+        format!(
+            "Redis at {} (write-ahead log in {})",
+            config.url.redacted(),
+            config.wal_dir.display()
+        )
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.flush().await
+    }
+
+    fn prometheus_text(&self) -> String {
+        self.metrics_text()
+    }
+
+    fn replica_link(&self) -> Option<ReplicaLink> {
+        let config = &self.shared.config;
+        Some(ReplicaLink {
+            url: config.url.clone(),
+            replica: self.shared.replica_id.clone(),
+            ttl_secs: config.retention_secs,
+            timeout: config.timeout,
+        })
     }
 }

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use crate::signal::SeriesKey;
 use crate::sketch::{SeriesSketch, Window, WindowedSketch};
 use crate::store::StoreError;
-use crate::store::wal::Wal;
+use crate::store::redis::wal::Wal;
 
 use super::Shared;
 

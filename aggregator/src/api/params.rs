@@ -6,11 +6,8 @@ use std::str::FromStr;
 
 use apis::RetentionDuration;
 
-use crate::serve::error::ApiError;
-use crate::signal::SignalKind;
-
-/// Longest identity value (tenant, cluster, model) accepted in a path or filter.
-const MAX_IDENTITY_LEN: usize = 253;
+use crate::api::error::ApiError;
+use crate::signal::{SignalKind, check_identity};
 
 /// The time range `[from, to)` a query covers, in unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,19 +162,5 @@ pub fn parse_kind(parameter: &str, raw: &str) -> Result<SignalKind, ApiError> {
 }
 
 pub fn validate_identity<'a>(parameter: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    let ok = !value.is_empty()
-        && value.len() <= MAX_IDENTITY_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':'));
-    if ok {
-        Ok(value)
-    } else {
-        Err(ApiError::invalid_parameter(
-            parameter,
-            format!(
-                "must be 1-{MAX_IDENTITY_LEN} characters of letters, digits, '-', '_', '.', '/', ':'"
-            ),
-        ))
-    }
+    check_identity(value).map_err(|problem| ApiError::invalid_parameter(parameter, problem))
 }

@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::serve::readout::{self, GaugeReading};
+use crate::query::cost::{CostBreakdown, NoPrices};
+use crate::query::readout::{
+    self, GaugeReading, REPORTED_QUANTILES, by_dim, plain, total_all_dims, total_of, totals_by_dim,
+};
 use crate::signal::{
     DIM_CAUSE, DIM_PHASE, DIM_REASON, DIM_SKU, DIM_TIER, Field, FieldKey, SignalKind,
 };
 use crate::sketch::{FieldSketch, SeriesSketch};
-
-/// The quantiles every distribution reports.
-pub const REPORTED_QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
 
 /// How many prefix hashes `top` lists.
 pub const TOP_PREFIXES: usize = 10;
@@ -34,7 +34,7 @@ pub struct Companion {
     pub tokens: Option<f64>,
     /// The group's cost priced per cluster (for Cost); without it the
     /// group is priced with the price gauges it reported.
-    pub cost: Option<crate::serve::cost::CostBreakdown>,
+    pub cost: Option<CostBreakdown>,
 }
 
 pub fn render_group(
@@ -51,15 +51,6 @@ pub fn render_group(
         SignalKind::Cost => cost(sketch, companion),
         SignalKind::Reliability => reliability(sketch),
     }
-}
-
-fn plain(sketch: &SeriesSketch, field: Field) -> Option<&FieldSketch> {
-    sketch.field(&FieldKey::plain(field))
-}
-
-/// A counter's total over the window (0 when nothing was reported).
-pub fn total_of(sketch: &SeriesSketch, field: Field) -> f64 {
-    plain(sketch, field).and_then(readout::total).unwrap_or(0.0)
 }
 
 pub fn distribution(field: Option<&FieldSketch>) -> Json {
@@ -90,43 +81,6 @@ fn ratio(numerator: f64, denominator: f64) -> Json {
     } else {
         Json::Null
     }
-}
-
-/// Values of dimension `dim` seen on `field`, each with the keys carrying it.
-fn by_dim<'a>(
-    sketch: &'a SeriesSketch,
-    field: Field,
-    dim: &str,
-) -> BTreeMap<String, Vec<(&'a FieldKey, &'a FieldSketch)>> {
-    let mut out: BTreeMap<String, Vec<_>> = BTreeMap::new();
-    for (key, value) in sketch.fields() {
-        if key.field == field
-            && let Some(dim_value) = key.dims.get(dim)
-        {
-            out.entry(dim_value.clone()).or_default().push((key, value));
-        }
-    }
-    out
-}
-
-/// Counter totals of `field` per value of `dim` (summed over other dimensions).
-fn totals_by_dim(sketch: &SeriesSketch, field: Field, dim: &str) -> BTreeMap<String, f64> {
-    by_dim(sketch, field, dim)
-        .into_iter()
-        .map(|(value, keys)| {
-            let total = keys.iter().filter_map(|(_, f)| readout::total(f)).sum();
-            (value, total)
-        })
-        .collect()
-}
-
-/// Sum of a counter over all its dimension values.
-fn total_all_dims(sketch: &SeriesSketch, field: Field) -> f64 {
-    sketch
-        .fields()
-        .filter(|(key, _)| key.field == field)
-        .filter_map(|(_, f)| readout::total(f))
-        .sum()
 }
 
 fn request_lifecycle(sketch: &SeriesSketch, window_secs: u64) -> Map<String, Json> {
@@ -271,9 +225,9 @@ fn cold_start(sketch: &SeriesSketch) -> Map<String, Json> {
 }
 
 fn cost(sketch: &SeriesSketch, companion: Companion) -> Map<String, Json> {
-    let breakdown = companion.cost.unwrap_or_else(|| {
-        crate::serve::cost::CostBreakdown::of_cluster("", sketch, &crate::serve::cost::NoPrices)
-    });
+    let breakdown = companion
+        .cost
+        .unwrap_or_else(|| CostBreakdown::of_cluster("", sketch, &NoPrices));
     breakdown.to_json(companion.tokens)
 }
 

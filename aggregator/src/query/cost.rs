@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value as Json, json};
 
-use crate::directory::Directory;
-use crate::serve::readout;
+use crate::query::readout;
 use crate::signal::{DIM_SKU, Field};
 use crate::sketch::SeriesSketch;
 
@@ -25,12 +24,6 @@ pub struct NoPrices;
 impl PriceBook for NoPrices {
     fn price_per_gpu_hour(&self, _cluster: &str, _sku: &str) -> Option<f64> {
         None
-    }
-}
-
-impl PriceBook for Directory {
-    fn price_per_gpu_hour(&self, cluster: &str, sku: &str) -> Option<f64> {
-        self.pricing(cluster, sku).map(|p| p.price_per_gpu_hour)
     }
 }
 

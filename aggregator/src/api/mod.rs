@@ -1,21 +1,20 @@
-//! Query API, OpenAPI document, health and `/metrics`.
+//! The HTTP query API: routes, parameters, JSON, the OpenAPI document,
+//! health and `/metrics`. Answers come from the read model ([`crate::query`]).
 //!
 //! The router is built from three parts so access control can wrap each on its
 //! own: tenant routes (`/v1/tenants/{tenant}/...`), fleet routes (`/v1/fleet/...`,
 //! cross-tenant, filtered by a [`FleetPolicy`]) and operational routes (health,
 //! readiness, metrics, OpenAPI).
 
-pub mod cost;
+mod access;
 pub mod error;
 mod fleet;
 mod metrics;
 pub mod openapi;
 pub mod params;
-pub mod readout;
 mod scheduler;
 pub mod signals;
 mod tenant;
-mod time;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,49 +27,27 @@ use axum::routing::get;
 use serde_json::json;
 
 use crate::auth::QueryAccess;
-use crate::signal::SeriesKey;
+use crate::clock::{Clock, rfc3339, system_clock};
+use crate::query::{AllSeries, FleetPolicy, NoPrices, PriceBook};
 use crate::store::{SketchStore, StoreError};
 use crate::telemetry::SelfMetrics;
 
 pub use error::ApiError;
-pub use time::rfc3339;
 
-/// Seconds since the unix epoch; injectable so tests can pin "now".
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-/// The end of the current second: query ranges end exclusively at "now", so
-/// rounding down would leave out data stamped within the current second — at a
-/// minute boundary, a whole new window.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-            .unwrap_or(0)
-    })
-}
-
-/// Which series may contribute to cross-tenant (fleet) answers.
-pub trait FleetPolicy: Send + Sync {
-    fn includes(&self, key: &SeriesKey) -> bool;
-}
-
-/// Every series counts toward fleet roll-ups. The default until per-service
-/// opt-in (`observability.metrics.scope: Fleet`) is known to the aggregator.
-pub struct AllSeries;
-
-impl FleetPolicy for AllSeries {
-    fn includes(&self, _key: &SeriesKey) -> bool {
-        true
-    }
+/// API flags (who may read: [`crate::auth::AuthArgs`]).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// Where to serve the query API, `/metrics`, `/healthz` and `/readyz`.
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_API_ADDR",
+        default_value = "0.0.0.0:8080"
+    )]
+    pub api_addr: std::net::SocketAddr,
 }
 
 /// Window over which `/metrics` reports the per-series gauges.
 pub const METRICS_WINDOW_SECS: u64 = 300;
-
-/// Prometheus text another component appends to `/metrics` (e.g. the Redis
-/// store's connection and buffer gauges).
-pub type MetricsSource = Arc<dyn Fn() -> String + Send + Sync>;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -78,9 +55,8 @@ pub struct ApiState {
     pub metrics: Arc<SelfMetrics>,
     pub clock: Clock,
     pub fleet: Arc<dyn FleetPolicy>,
-    pub extra_metrics: Vec<MetricsSource>,
     /// Configured GPU prices (the fleet directory in the binary).
-    pub prices: Arc<dyn cost::PriceBook>,
+    pub prices: Arc<dyn PriceBook>,
     /// Who may read what; open unless query tokens are configured.
     pub access: Arc<QueryAccess>,
 }
@@ -92,8 +68,7 @@ impl ApiState {
             metrics,
             clock: system_clock(),
             fleet: Arc::new(AllSeries),
-            extra_metrics: Vec::new(),
-            prices: Arc::new(cost::NoPrices),
+            prices: Arc::new(NoPrices),
             access: Arc::new(QueryAccess::open()),
         }
     }
@@ -151,7 +126,7 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn_with_state(
             access,
-            crate::auth::query::enforce,
+            access::enforce,
         ))
 }
 

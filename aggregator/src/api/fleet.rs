@@ -7,10 +7,11 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde_json::{Value as Json_, json};
 
-use crate::serve::params::{Params, parse_kind, validate_identity};
-use crate::serve::signals::COMPARABLE_FIELDS;
-use crate::serve::tenant::merge_groups;
-use crate::serve::{ApiError, ApiState, readout, window_json};
+use crate::api::params::{Params, parse_kind, validate_identity};
+use crate::api::signals::COMPARABLE_FIELDS;
+use crate::api::tenant::merge_groups;
+use crate::api::{ApiError, ApiState, window_json};
+use crate::query::readout;
 use crate::signal::{DIM_PHASE, Field, FieldKey};
 use crate::store::StoreQuery;
 

@@ -10,13 +10,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::shared::SharedActivity;
+use super::shared_activity::SharedActivity;
+use crate::clock::Clock;
 use crate::normalize::ClusterLosses;
 use crate::pipeline::LossObserver;
-use crate::serve::Clock;
 use crate::signal::SignalKind;
 use crate::sketch::WindowedSketch;
-use crate::store::{MaintenanceReport, SketchStore, StoreError, StoreHealth, StoreQuery};
+use crate::store::{
+    MaintenanceReport, ReplicaLink, SketchStore, StoreError, StoreHealth, StoreQuery,
+};
 
 /// Clusters tracked at most; beyond it new names are ignored (cluster names
 /// come from senders, so the map must not grow without bound).
@@ -256,5 +258,26 @@ impl SketchStore for ActivityStore {
 
     fn retention_secs(&self) -> u64 {
         self.inner.retention_secs()
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.inner.close().await
+    }
+
+    /// The store's metrics, then the shared activity's (with Redis).
+    fn prometheus_text(&self) -> String {
+        let mut text = self.inner.prometheus_text();
+        if let Some(shared) = &self.activity.shared {
+            text.push_str(&shared.prometheus_text());
+        }
+        text
+    }
+
+    fn replica_link(&self) -> Option<ReplicaLink> {
+        self.inner.replica_link()
     }
 }

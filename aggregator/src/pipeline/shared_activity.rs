@@ -40,7 +40,8 @@ use redis::RedisResult;
 
 use super::activity::{Activity, ClusterActivity, DroppedOnXr};
 use crate::signal::SignalKind;
-use crate::store::redis::{RedisConn, RedisStore, RedisUrl};
+use crate::store::ReplicaLink;
+use crate::store::redis::{RedisConn, RedisUrl};
 
 const KEY_PREFIX: &str = "sig:{activity}:";
 
@@ -145,16 +146,10 @@ impl SharedActivity {
         }
     }
 
-    /// Shares activity through the Redis `store` uses, under its replica id,
-    /// for as long as it keeps sketches.
-    pub fn for_store(store: &RedisStore) -> Self {
-        let config = store.config();
-        SharedActivity::new(
-            config.url.clone(),
-            store.replica_id(),
-            config.retention_secs,
-            config.timeout,
-        )
+    /// Shares activity through the Redis the store uses, under its replica
+    /// id, for as long as it keeps sketches.
+    pub fn through(link: ReplicaLink) -> Self {
+        SharedActivity::new(link.url, &link.replica, link.ttl_secs, link.timeout)
     }
 
     async fn conn(&self) -> RedisResult<RedisConn> {
@@ -409,6 +404,10 @@ fn parse_hash(fields: &[String]) -> ClusterActivity {
     }
     activity
 }
+
+/// How often each replica pushes its cluster activity to the shared record;
+/// status lags what replicas recorded by about this.
+pub const SHARED_PUSH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Pushes `activity`'s changes every `interval` until `stopped`, then once
 /// more for everything left. Without a shared layer it only waits.

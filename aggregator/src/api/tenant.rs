@@ -6,10 +6,11 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use serde_json::{Value as Json_, json};
 
-use crate::serve::cost::CostBreakdown;
-use crate::serve::params::{GroupBy, Params, TimeRange, parse_kind, validate_identity};
-use crate::serve::signals::{self, Companion};
-use crate::serve::{ApiError, ApiState, window_json};
+use crate::api::params::{GroupBy, Params, TimeRange, parse_kind, validate_identity};
+use crate::api::signals::{self, Companion};
+use crate::api::{ApiError, ApiState, window_json};
+use crate::query::cost::CostBreakdown;
+use crate::query::readout;
 use crate::signal::{Field, SeriesKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::StoreQuery;
@@ -58,8 +59,8 @@ pub async fn signals(
             let companion = Companion {
                 tokens: tokens.as_ref().map(|t| {
                     t.get(group).map_or(0.0, |s| {
-                        signals::total_of(s, Field::InputTokens)
-                            + signals::total_of(s, Field::OutputTokens)
+                        readout::total_of(s, Field::InputTokens)
+                            + readout::total_of(s, Field::OutputTokens)
                     })
                 }),
                 cost: costs.as_ref().and_then(|c| c.get(group).cloned()),

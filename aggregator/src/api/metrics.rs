@@ -11,9 +11,10 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::serve::signals::{REPORTED_QUANTILES, total_of};
-use crate::serve::tenant::merge_groups;
-use crate::serve::{ApiError, ApiState, METRICS_WINDOW_SECS, readout};
+use crate::api::tenant::merge_groups;
+use crate::api::{ApiError, ApiState, METRICS_WINDOW_SECS};
+use crate::query::readout;
+use crate::query::readout::{REPORTED_QUANTILES, total_of};
 use crate::signal::{Field, FieldKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::StoreQuery;
@@ -61,9 +62,7 @@ pub async fn render(State(state): State<ApiState>) -> Response {
     if readable {
         text.out.push_str(&signals.out);
     }
-    for source in &state.extra_metrics {
-        text.out.push_str(&source());
-    }
+    text.out.push_str(&state.store.prometheus_text());
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], text.out).into_response()
 }
 

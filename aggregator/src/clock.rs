@@ -1,4 +1,22 @@
-//! RFC 3339 timestamps without a date-time dependency.
+//! What time it is, injectable so tests can pin "now", and RFC 3339
+//! timestamps without a date-time dependency.
+
+use std::sync::Arc;
+
+/// Seconds since the unix epoch.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The end of the current second: query ranges end exclusively at "now", so
+/// rounding down would leave out data stamped within the current second — at a
+/// minute boundary, a whole new window.
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .unwrap_or(0)
+    })
+}
 
 /// `2026-01-01T00:00:00Z` for unix seconds (UTC, proleptic Gregorian).
 pub fn rfc3339(unix_secs: u64) -> String {

@@ -9,11 +9,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde_json::{Value as Json_, json};
 
-use crate::serve::cost::{CostBreakdown, price_of, reported_prices};
-use crate::serve::params::{Params, TimeRange};
-use crate::serve::signals::total_of;
-use crate::serve::tenant::merge_groups;
-use crate::serve::{ApiError, ApiState, readout, window_json};
+use crate::api::params::{Params, TimeRange};
+use crate::api::tenant::merge_groups;
+use crate::api::{ApiError, ApiState, window_json};
+use crate::query::cost::{CostBreakdown, price_of, reported_prices};
+use crate::query::readout;
+use crate::query::readout::total_of;
 use crate::signal::{DIM_SKU, Field, FieldKey, SeriesKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::StoreQuery;
@@ -173,7 +174,7 @@ pub async fn prefix_overlap(
 ) -> Result<Json<Json_>, ApiError> {
     let params = Params::new(raw, &["model", "window", "to", "top"])?;
     let model = params.required("model")?;
-    crate::serve::params::validate_identity("model", model)?;
+    crate::api::params::validate_identity("model", model)?;
     let top = match params.get("top") {
         None | Some("") => 10,
         Some(raw) => raw

@@ -1,5 +1,12 @@
 //! Drives one export request through normalize → sketch → store, and decides
 //! what the sender is told (accepted, partially rejected, or retry later).
+//!
+//! [`activity`] taps what passes (per cluster: last flush, newest datapoint,
+//! dropped items) for the status writer; [`shared_activity`] merges that tap
+//! across replicas through Redis.
+
+pub mod activity;
+pub mod shared_activity;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
