@@ -19,11 +19,18 @@ pub const INFERENCE_CLUSTER_KIND: &str = "InferenceCluster";
 /// rest of Modelplane's spec) are ignored, not rejected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(
+    description = "An InferenceCluster is one Kubernetes cluster that serves models. This definition carries the fields of the fleet signal bus: which signals the cluster's collector agent captures and how they are handled (spec.signals), and whether they flow (status.signals)."
+)]
 pub struct InferenceCluster {
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Desired state. Only spec.signals is defined here; the rest is
+    /// Modelplane's and is preserved.
     #[serde(default)]
     pub spec: InferenceClusterSpec,
+    /// Observed state. status.providerConfigRef is set by Modelplane's cluster
+    /// function; status.signals by function-signals and the signal-aggregator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<InferenceClusterStatus>,
 }

@@ -1,6 +1,6 @@
 //! Spec and status types for the fields modelplane-signals owns on Modelplane's
 //! composite resources. These types are the single source of truth: the XRDs in
-//! `apis/xrds/` are checked against them by `tests/xrd_agreement.rs`.
+//! `apis/xrds/` are generated from them ([`xrd`], [`structural`]).
 //! [`wire`] is the agent → aggregator contract both binaries derive from.
 
 pub mod duration;
@@ -8,8 +8,10 @@ pub mod inference_cluster;
 pub mod model_service;
 pub mod schema;
 pub mod signal_kind;
+pub mod structural;
 pub mod validation;
 pub mod wire;
+pub mod xrd;
 
 pub use duration::RetentionDuration;
 pub use inference_cluster::*;

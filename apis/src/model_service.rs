@@ -11,13 +11,22 @@ use crate::schema::{HTTP_URL_PATTERN, SIGNAL_NAME_PATTERN};
 
 pub const MODEL_SERVICE_KIND: &str = "ModelService";
 
+/// The parts of a ModelService XR this project reads. Unknown fields (the rest
+/// of Modelplane's spec) are ignored, not rejected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(
+    description = "A ModelService is one model as a caller sees it. Its namespace is the tenant. This definition carries the observability policy (spec.observability: metric scope and sampling, trace forwarding to the tenant's own backend) and what the fleet signal bus reports back (status.observability)."
+)]
 pub struct ModelService {
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Desired state. Only spec.observability is defined here; the rest is
+    /// Modelplane's and is preserved.
     #[serde(default)]
     pub spec: ModelServiceSpec,
+    /// Observed state. status.observability.policy is written by
+    /// function-signals; status.observability.metrics by the signal-aggregator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<ModelServiceStatus>,
 }

@@ -1,6 +1,7 @@
-//! Patterns shared by the generated JSON Schema and the XRDs. `validation.rs`
-//! implements the same languages by hand (the crate has no regex engine); the
-//! tests in `tests/xrd_agreement.rs` check both against the same cases.
+//! Patterns the types put in their schema, and so in the generated XRDs and
+//! input CRD. `validation.rs` implements the same languages by hand (the crate
+//! has no regex engine); the tests in `tests/xrd_agreement.rs` check both
+//! against the same cases.
 
 /// A DNS-1123 label: namespaces.
 pub const DNS_LABEL_PATTERN: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";

@@ -5,6 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use apis::schema::{DNS_LABEL_PATTERN, HOST_PORT_PATTERN, IMAGE_PATTERN};
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub const INPUT_API_VERSION: &str = "signals.fn.modelplane.ai/v1beta1";
@@ -21,17 +23,17 @@ pub const DEFAULT_AGGREGATOR_ENDPOINT: &str =
 /// Objects on the control plane (Modelplane's system namespace on both).
 pub const DEFAULT_SYSTEM_NAMESPACE: &str = "modelplane-system";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum Mode {
     /// Wrap every agent resource in a provider-kubernetes Object aimed at the
-    /// workload cluster's ProviderConfig.
+    /// ProviderConfig in the XR's status.providerConfigRef.
     #[default]
     MultiCluster,
     /// Render plain Kubernetes resources into the cluster Crossplane runs in.
     SingleCluster,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ProviderConfigKind {
     #[default]
     ClusterProviderConfig,
@@ -47,9 +49,10 @@ impl ProviderConfigKind {
     }
 }
 
-/// `apiVersion: signals.fn.modelplane.ai/v1beta1`, `kind: Input`. Every field
+/// Input of a function-signals pipeline step
+/// (`apiVersion: signals.fn.modelplane.ai/v1beta1`, `kind: Input`). Every field
 /// is optional; a step without input gets the defaults.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Input {
     #[serde(default = "default_api_version")]
@@ -59,26 +62,44 @@ pub struct Input {
     /// Crossplane copies the step's input verbatim, metadata included.
     #[serde(default, skip_serializing)]
     pub metadata: Option<serde_json::Value>,
+    /// Where the agent's resources are rendered.
     #[serde(default)]
     pub mode: Mode,
-    /// How long Crossplane may cache the response; also the XR's poll interval.
+    /// How long Crossplane may cache the response, which is also how often it
+    /// re-runs the pipeline, e.g. 60s, 5m, 1m30s. Defaults to the --ttl flag
+    /// (60s).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<Ttl>,
-    /// Aggregator `host:port` for XRs that do not set `spec.signals.aggregator.endpoint`.
+    /// host:port of the signal-aggregator's OTLP/gRPC listener, for XRs that do
+    /// not set spec.signals.aggregator.endpoint. Defaults to
+    /// signal-aggregator.modelplane-system.svc.cluster.local:4317.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(HOST_PORT_PATTERN))]
     pub aggregator_endpoint: Option<String>,
-    /// Collector image for XRs that do not set `spec.signals.agent.image`.
+    /// Collector image for XRs that do not set spec.signals.agent.image; must be
+    /// an opentelemetry-collector-k8s build of 0.158 or later (new component
+    /// names; the ottl.set.allowNil feature gate). Defaults to
+    /// otel/opentelemetry-collector-k8s:0.159.0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(IMAGE_PATTERN))]
     pub collector_image: Option<String>,
-    /// Namespace of the provider-kubernetes Objects (MultiCluster mode).
+    /// Namespace of the provider-kubernetes Objects on the control plane
+    /// (MultiCluster mode). Defaults to modelplane-system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), pattern(DNS_LABEL_PATTERN))]
     pub object_namespace: Option<String>,
-    /// Kind of the ProviderConfig named by `status.providerConfigRef.name`.
+    /// Kind of the ProviderConfig named by status.providerConfigRef.name when
+    /// that reference carries no kind.
     #[serde(default)]
     pub provider_config_kind: ProviderConfigKind,
-    /// Control-plane namespace of the aggregator's per-cluster ingest token
-    /// Secrets (`signals-ingest-<cluster>`): the aggregator's `--token-namespace`.
+    /// Control-plane namespace where signal-aggregator issues each cluster's
+    /// ingest token Secret (signals-ingest-<cluster>); must equal the
+    /// aggregator's --token-namespace. In MultiCluster mode the function copies
+    /// the token from there to Secret signals-agent-token in the agent
+    /// namespace; in SingleCluster mode an agent running in this namespace reads
+    /// it directly. Defaults to modelplane-system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63), pattern(DNS_LABEL_PATTERN))]
     pub token_namespace: Option<String>,
 }
 
@@ -230,6 +251,19 @@ impl<'de> Deserialize<'de> for Ttl {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(deserializer)?;
         raw.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What [`Ttl::from_str`] parses, but for the zero check (`0s` matches).
+pub const TTL_PATTERN: &str = "^([0-9]{1,9}(ms|s|m|h))+$";
+
+impl JsonSchema for Ttl {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Ttl".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": TTL_PATTERN })
     }
 }
 

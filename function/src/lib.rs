@@ -4,6 +4,7 @@
 
 pub mod function;
 pub mod input;
+pub mod input_crd;
 pub mod render;
 pub mod render_cmd;
 
