@@ -15,17 +15,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use criterion::{BatchSize, Criterion, Throughput};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_test_kit::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
+use otlp_test_kit::unix_nanos;
 use prost::Message;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::signal::Origin;
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
-use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
 use signal_aggregator::telemetry::SelfMetrics;
 
 const BATCH: usize = 1_000;
@@ -34,13 +35,6 @@ const SPANS_GROUP: &str = "ingest_spans_1000";
 const METRICS_GROUP: &str = "ingest_datapoints_1000";
 const PROST: &str = "prost_decode_only";
 const PIPELINE: &str = "decode_normalize_sketch_store";
-
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default()
-}
 
 fn pipeline() -> Pipeline {
     Pipeline::new(

@@ -23,13 +23,13 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_test_kit::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
 use prost::Message;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::signal::{Origin, SignalKind};
 use signal_aggregator::store::SketchStore;
 use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
-use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
 use signal_aggregator::telemetry::SelfMetrics;
 
 /// Counts live heap bytes so the bench can read exact deltas.

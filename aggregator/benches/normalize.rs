@@ -1,31 +1,23 @@
 //! Normalize throughput on realistic batches of 1,000 items (the shared
-//! `synthetic` payloads the load generator sends), next to prost-decoding the
-//! same payload in the same run: the baseline for the ratio reported in
-//! `docs/benchmarks/normalize.md`.
+//! `otlp_test_kit::synthetic` payloads the load generator sends), next to
+//! prost-decoding the same payload in the same run: the baseline for the
+//! ratio reported in `docs/benchmarks/normalize.md`.
 //!
 //! `cargo bench -p signal-aggregator --bench normalize`
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use otlp_test_kit::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
+use otlp_test_kit::unix_nanos;
 use prost::Message;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::Origin;
-use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator};
 
 const ITEMS: usize = 1_000;
 
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 fn bench_spans(c: &mut Criterion) {
-    let request = SpanGenerator::new(7, FleetShape::default()).batch(ITEMS, now_nanos());
+    let request = SpanGenerator::new(7, FleetShape::default()).batch(ITEMS, unix_nanos());
     let encoded = request.encode_to_vec();
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let origin = Origin::default();
@@ -58,9 +50,9 @@ fn bench_metrics(c: &mut Criterion) {
     let origin = Origin::default();
     // Prime every identity's cumulative state so timed batches are deltas.
     for _ in 0..200 {
-        normalizer.metrics(&origin, &generator.batch(ITEMS, now_nanos()));
+        normalizer.metrics(&origin, &generator.batch(ITEMS, unix_nanos()));
     }
-    let sample = generator.batch(ITEMS, now_nanos());
+    let sample = generator.batch(ITEMS, unix_nanos());
     let encoded = sample.encode_to_vec();
     let out = normalizer.metrics(&origin, &sample);
     assert_eq!(
@@ -81,7 +73,7 @@ fn bench_metrics(c: &mut Criterion) {
     });
     group.bench_function("normalize", |b| {
         b.iter_batched_ref(
-            || generator.batch(ITEMS, now_nanos()),
+            || generator.batch(ITEMS, unix_nanos()),
             |request| normalizer.metrics(&origin, request),
             BatchSize::LargeInput,
         )

@@ -22,9 +22,11 @@ mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
+use otlp_test_kit::synthetic::{FleetShape, SpanGenerator, SplitMix64};
+use otlp_test_kit::unix_nanos;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::signal::{Field, FieldKey, Origin, Point, SeriesKey, SignalKind, Value};
@@ -34,7 +36,6 @@ use signal_aggregator::store::redis::{
     RedisStore, RedisStoreConfig, merge_value, split_frames, window_key,
 };
 use signal_aggregator::store::{SketchStore, StoreQuery};
-use signal_aggregator::synthetic::{FleetShape, SpanGenerator, SplitMix64};
 use signal_aggregator::telemetry::SelfMetrics;
 use support::{RedisNode, now_secs};
 
@@ -48,13 +49,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("runtime")
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
 }
 
 fn redis_config(url: &str, wal: &std::path::Path) -> RedisStoreConfig {

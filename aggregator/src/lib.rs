@@ -24,5 +24,4 @@ pub mod signal;
 pub mod sketch;
 pub mod status;
 pub mod store;
-pub mod synthetic;
 pub mod telemetry;

@@ -53,7 +53,6 @@ const LAYERS: &[(&str, &[&str])] = &[
             "clock",
         ],
     ),
-    ("synthetic", &[]),
     (
         "app",
         &[

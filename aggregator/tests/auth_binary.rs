@@ -4,7 +4,8 @@
 
 mod binary_support;
 
-use binary_support::{Running, aggregator_command, free_port, lines_until, spawn};
+use binary_support::{Running, aggregator_command, lines_until, spawn};
+use otlp_test_kit::free_port;
 
 /// Local addresses (`/proc/net/tcp` hex form, e.g. `0100007F`) listening on `port`.
 fn listening_addresses(port: u16) -> Vec<String> {

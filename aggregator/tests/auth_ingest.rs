@@ -3,13 +3,11 @@
 //! the resource attributes claim, clear refusals, rotation and revocation.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use otlp_test_kit::{double_kv, span, string_kv, traces_request, unix_nanos};
 use prost::Message as _;
 
 use signal_aggregator::auth::tokens::digest_hex;
@@ -22,60 +20,21 @@ use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
 use signal_aggregator::store::{SketchStore, StoreQuery};
 use signal_aggregator::telemetry::SelfMetrics;
 
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
 /// One request span claiming `claimed_cluster` in its resource attributes.
 fn export(claimed_cluster: &str) -> ExportTraceServiceRequest {
-    let end = now_nanos();
-    let span = Span {
-        name: "llm_request".into(),
-        trace_id: vec![1; 16],
-        span_id: vec![2; 8],
-        start_time_unix_nano: end - 1_000_000_000,
-        end_time_unix_nano: end,
-        attributes: vec![
-            text("gen_ai.response.model", "m1"),
-            KeyValue {
-                key: "gen_ai.latency.time_to_first_token".into(),
-                value: Some(AnyValue {
-                    value: Some(any_value::Value::DoubleValue(0.25)),
-                }),
-                ..Default::default()
-            },
-        ],
-        ..Default::default()
-    };
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("modelplane.tenant", "team-a"),
-                    text("modelplane.cluster", claimed_cluster),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans: vec![span],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    let end = unix_nanos();
+    let attributes = vec![
+        string_kv("gen_ai.response.model", "m1"),
+        double_kv("gen_ai.latency.time_to_first_token", 0.25),
+    ];
+    let resource = vec![
+        string_kv("modelplane.tenant", "team-a"),
+        string_kv("modelplane.cluster", claimed_cluster),
+    ];
+    traces_request(
+        resource,
+        vec![span("llm_request", attributes, end - 1_000_000_000, end)],
+    )
 }
 
 struct Ingest {

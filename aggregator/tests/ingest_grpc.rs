@@ -5,7 +5,6 @@ mod ingest_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest_support::payloads::{rich_metrics, rich_traces};
 use ingest_support::{Behaviour, RecordingSink, Running, start_grpc};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
@@ -14,9 +13,8 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest,
 };
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::ResourceMetrics;
-use opentelemetry_proto::tonic::resource::v1::Resource;
+use otlp_test_kit::rich::{rich_metrics, rich_traces};
+use otlp_test_kit::{metrics_request, string_kv};
 use signal_aggregator::ingest::{Authenticator, IngestConfig};
 use signal_aggregator::signal::Origin;
 use tonic::Code;
@@ -205,21 +203,7 @@ async fn logs_are_refused_as_unimplemented() {
 }
 
 fn metrics_with_attribute_of(bytes: usize) -> ExportMetricsServiceRequest {
-    ExportMetricsServiceRequest {
-        resource_metrics: vec![ResourceMetrics {
-            resource: Some(Resource {
-                attributes: vec![KeyValue {
-                    key: "padding".into(),
-                    value: Some(AnyValue {
-                        value: Some(any_value::Value::StringValue("a".repeat(bytes))),
-                    }),
-                    key_strindex: 0,
-                }],
-                ..Resource::default()
-            }),
-            ..ResourceMetrics::default()
-        }],
-    }
+    metrics_request(vec![string_kv("padding", "a".repeat(bytes))], vec![])
 }
 
 #[tokio::test]

@@ -6,10 +6,11 @@ mod ingest_support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ingest_support::payloads::{rich_metrics, rich_metrics_json, rich_traces, rich_traces_json};
-use ingest_support::{Behaviour, RecordingSink, Running, gzip, gzip_of_zeros, start_http};
+use ingest_support::{Behaviour, RecordingSink, Running, gzip_of_zeros, start_http};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use otlp_test_kit::gzip;
+use otlp_test_kit::rich::{rich_metrics, rich_metrics_json, rich_traces, rich_traces_json};
 use prost::Message;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};

@@ -4,14 +4,14 @@
 
 mod ingest_support;
 
-use ingest_support::payloads::{
-    RICH_METRICS_POINTS, RICH_TRACES_SPANS, rich_metrics, rich_metrics_json, rich_traces,
-    rich_traces_json,
-};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use otlp_test_kit::rich::{
+    RICH_METRICS_POINTS, RICH_TRACES_SPANS, rich_metrics, rich_metrics_json, rich_traces,
+    rich_traces_json,
+};
 use prost::Message;
 use signal_aggregator::ingest::otlp_json::{decode_metrics, decode_traces};
 use signal_aggregator::ingest::{
@@ -290,7 +290,7 @@ fn decode_request_handles_every_coding() {
         encoder.write_all(&protobuf).unwrap();
         encoder.finish().unwrap()
     };
-    let gzip = ingest_support::gzip(&protobuf);
+    let gzip = otlp_test_kit::gzip(&protobuf);
     for (body, coding) in [
         (&protobuf, ContentCoding::Identity),
         (&gzip, ContentCoding::Gzip),

@@ -9,6 +9,7 @@ mod normalize_common;
 
 use normalize_common::*;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{DIM_TIER, Field, FieldKey, Origin, SignalKind};
 
@@ -27,7 +28,7 @@ const TTFT_BOUNDS: &[f64] = &[
 const RL: SignalKind = SignalKind::RequestLifecycle;
 
 fn labels() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
-    vec![s("model_name", MODEL), s("engine", "0")]
+    vec![string_kv("model_name", MODEL), string_kv("engine", "0")]
 }
 
 fn ttft_counts(k: u64) -> Vec<u64> {
@@ -42,7 +43,7 @@ fn vllm_scrape(prefix: &str, time: u64, k: u64) -> Vec<Metric> {
     let n = |v: f64| number(labels(), 0, time, v);
     let reason = |r: &str, v: f64| {
         let mut attrs = labels();
-        attrs.push(s("finished_reason", r));
+        attrs.push(string_kv("finished_reason", r));
         number(attrs, 0, time, v)
     };
     let k = k as f64;

@@ -5,6 +5,7 @@ mod normalize_common;
 
 use normalize_common::*;
 use opentelemetry_proto::tonic::common::v1::any_value;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{Field, Origin, SignalKind, Value};
 
@@ -15,7 +16,7 @@ const DURATION_BOUNDS: &[f64] = &[
 
 fn gateway_resource() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
     let mut r = agent_resource("team-a", "us-east-1", "gateway", "gateway-0");
-    r.push(s("modelplane.tenant", "acme"));
+    r.push(string_kv("modelplane.tenant", "acme"));
     r
 }
 
@@ -24,11 +25,11 @@ fn genai_semconv_metrics_from_a_python_sdk() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let attrs = |extra: Vec<_>| {
         let mut a = vec![
-            s("gen_ai.operation.name", "chat"),
-            s("gen_ai.provider.name", "openai"),
-            s("gen_ai.request.model", "gpt-4o"),
-            s("gen_ai.response.model", "gpt-4o-2024-08-06"),
-            s("server.address", "api.openai.com"),
+            string_kv("gen_ai.operation.name", "chat"),
+            string_kv("gen_ai.provider.name", "openai"),
+            string_kv("gen_ai.request.model", "gpt-4o"),
+            string_kv("gen_ai.response.model", "gpt-4o-2024-08-06"),
+            string_kv("server.address", "api.openai.com"),
         ];
         a.extend(extra);
         a
@@ -47,7 +48,7 @@ fn genai_semconv_metrics_from_a_python_sdk() {
                 vec![
                     hist(attrs(vec![]), T0, T1, DURATION_BOUNDS, &counts, 3.1),
                     hist(
-                        attrs(vec![s("error.type", "timeout")]),
+                        attrs(vec![string_kv("error.type", "timeout")]),
                         T0,
                         T1,
                         DURATION_BOUNDS,
@@ -83,7 +84,7 @@ fn genai_semconv_metrics_from_a_python_sdk() {
                 "gen_ai.client.token.usage",
                 vec![
                     hist(
-                        attrs(vec![s("gen_ai.token.type", "input")]),
+                        attrs(vec![string_kv("gen_ai.token.type", "input")]),
                         T0,
                         T1,
                         &[
@@ -94,7 +95,7 @@ fn genai_semconv_metrics_from_a_python_sdk() {
                         2100.0,
                     ),
                     hist(
-                        attrs(vec![s("gen_ai.token.type", "output")]),
+                        attrs(vec![string_kv("gen_ai.token.type", "output")]),
                         T0,
                         T1,
                         &[
@@ -143,19 +144,19 @@ fn chat_span(
 fn genai_spans_current_and_deprecated_names_agree() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let current = chat_span(vec![
-        s("gen_ai.operation.name", "chat"),
-        s("gen_ai.provider.name", "openai"),
-        s("gen_ai.request.model", "gpt-4o"),
-        i("gen_ai.usage.input_tokens", 120),
-        i("gen_ai.usage.output_tokens", 41),
-        f("gen_ai.response.time_to_first_chunk", 0.4),
+        string_kv("gen_ai.operation.name", "chat"),
+        string_kv("gen_ai.provider.name", "openai"),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        int_kv("gen_ai.usage.input_tokens", 120),
+        int_kv("gen_ai.usage.output_tokens", 41),
+        double_kv("gen_ai.response.time_to_first_chunk", 0.4),
     ]);
     let deprecated = chat_span(vec![
-        s("gen_ai.system", "openai"),
-        s("gen_ai.request.model", "gpt-4o"),
-        i("gen_ai.usage.prompt_tokens", 120),
-        i("gen_ai.usage.completion_tokens", 41),
-        f("gen_ai.response.time_to_first_chunk", 0.4),
+        string_kv("gen_ai.system", "openai"),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        int_kv("gen_ai.usage.prompt_tokens", 120),
+        int_kv("gen_ai.usage.completion_tokens", 41),
+        double_kv("gen_ai.response.time_to_first_chunk", 0.4),
     ]);
     for span in [current, deprecated] {
         let out = normalizer.traces(
@@ -181,16 +182,16 @@ fn vllm_llm_request_span_latencies() {
     let span = span(
         "llm_request",
         vec![
-            s("gen_ai.response.model", "meta-llama/Llama-3.1-8B-Instruct"),
-            s("gen_ai.request.id", "cmpl-9f8e7d6c5b4a"),
-            f("gen_ai.request.temperature", 0.7),
-            i("gen_ai.request.max_tokens", 256),
-            i("gen_ai.usage.prompt_tokens", 900),
-            i("gen_ai.usage.completion_tokens", 101),
-            f("gen_ai.latency.time_in_queue", 0.05),
-            f("gen_ai.latency.time_to_first_token", 0.25),
-            f("gen_ai.latency.e2e", 2.25),
-            f("gen_ai.latency.time_in_model_prefill", 0.18),
+            string_kv("gen_ai.response.model", "meta-llama/Llama-3.1-8B-Instruct"),
+            string_kv("gen_ai.request.id", "cmpl-9f8e7d6c5b4a"),
+            double_kv("gen_ai.request.temperature", 0.7),
+            int_kv("gen_ai.request.max_tokens", 256),
+            int_kv("gen_ai.usage.prompt_tokens", 900),
+            int_kv("gen_ai.usage.completion_tokens", 101),
+            double_kv("gen_ai.latency.time_in_queue", 0.05),
+            double_kv("gen_ai.latency.time_to_first_token", 0.25),
+            double_kv("gen_ai.latency.e2e", 2.25),
+            double_kv("gen_ai.latency.time_in_model_prefill", 0.18),
         ],
         T0,
         T0 + 3 * SEC,
@@ -222,19 +223,24 @@ fn vllm_llm_request_span_latencies() {
 fn failed_spans_count_errors_without_ttft() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let mut by_status = chat_span(vec![
-        s("gen_ai.request.model", "gpt-4o"),
-        f("gen_ai.response.time_to_first_chunk", 0.2),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        double_kv("gen_ai.response.time_to_first_chunk", 0.2),
     ]);
     by_status.status = error_status();
     let by_error_type = chat_span(vec![
-        s("gen_ai.request.model", "gpt-4o"),
-        s("error.type", "rate_limit_exceeded"),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        string_kv("error.type", "rate_limit_exceeded"),
     ]);
     let tool = chat_span(vec![
-        s("gen_ai.operation.name", "execute_tool"),
-        s("gen_ai.request.model", "gpt-4o"),
+        string_kv("gen_ai.operation.name", "execute_tool"),
+        string_kv("gen_ai.request.model", "gpt-4o"),
     ]);
-    let plain_http = span("GET /healthz", vec![s("http.route", "/healthz")], T0, T1);
+    let plain_http = span(
+        "GET /healthz",
+        vec![string_kv("http.route", "/healthz")],
+        T0,
+        T1,
+    );
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(
@@ -256,17 +262,17 @@ fn failed_spans_count_errors_without_ttft() {
 fn sample_rate_scales_counts_and_signal_selects_kinds() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let sampled = chat_span(vec![
-        s("gen_ai.request.model", "gpt-4o"),
-        i("gen_ai.usage.input_tokens", 100),
-        s("modelplane.signal", "RequestLifecycle"),
-        f("modelplane.sample_rate", 0.25),
-        i("modelplane.prefix.hash", 42),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        int_kv("gen_ai.usage.input_tokens", 100),
+        string_kv("modelplane.signal", "RequestLifecycle"),
+        double_kv("modelplane.sample_rate", 0.25),
+        int_kv("modelplane.prefix.hash", 42),
     ]);
     let prefix_only = chat_span(vec![
-        s("gen_ai.request.model", "gpt-4o"),
-        s("modelplane.signal", "PrefixHash"),
-        s("modelplane.prefix.hash", "00000000deadbeef"),
-        array(
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        string_kv("modelplane.signal", "PrefixHash"),
+        string_kv("modelplane.prefix.hash", "00000000deadbeef"),
+        array_kv(
             "modelplane.prefix.hashes",
             vec![
                 any_value::Value::IntValue(7),
@@ -300,19 +306,22 @@ fn contract_violations_are_rejected_with_reasons() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
     let bad = vec![
         chat_span(vec![
-            s("gen_ai.request.model", "gpt-4o"),
-            s("modelplane.signal", "Everything"),
+            string_kv("gen_ai.request.model", "gpt-4o"),
+            string_kv("modelplane.signal", "Everything"),
         ]),
         chat_span(vec![
-            s("gen_ai.request.model", "gpt-4o"),
-            f("modelplane.sample_rate", 0.0),
+            string_kv("gen_ai.request.model", "gpt-4o"),
+            double_kv("modelplane.sample_rate", 0.0),
         ]),
-        chat_span(vec![s(
+        chat_span(vec![string_kv(
             "modelplane.prefix.hash",
             "the system prompt of the tenant",
         )]),
-        chat_span(vec![s("gen_ai.request.model", "a model name with spaces")]),
-        chat_span(vec![s("gen_ai.request.model", "gpt-4o")]),
+        chat_span(vec![string_kv(
+            "gen_ai.request.model",
+            "a model name with spaces",
+        )]),
+        chat_span(vec![string_kv("gen_ai.request.model", "gpt-4o")]),
     ];
     let out = normalizer.traces(&Origin::default(), &traces_request(gateway_resource(), bad));
     assert_eq!((out.accepted, out.rejected), (1, 4));
@@ -342,11 +351,11 @@ fn one_vantage_per_field_so_requests_are_not_counted_twice() {
         |engine: &str| agent_resource("team-a", "us-east-1", engine, &format!("{engine}-0"));
     let gateway_span = || {
         chat_span(vec![
-            s("gen_ai.operation.name", "chat"),
-            s("gen_ai.provider.name", "openai"),
-            s("gen_ai.request.model", model),
-            i("gen_ai.usage.input_tokens", 100),
-            f("gen_ai.response.time_to_first_chunk", 0.3),
+            string_kv("gen_ai.operation.name", "chat"),
+            string_kv("gen_ai.provider.name", "openai"),
+            string_kv("gen_ai.request.model", model),
+            int_kv("gen_ai.usage.input_tokens", 100),
+            double_kv("gen_ai.response.time_to_first_chunk", 0.3),
         ])
     };
     // Only the gateway reports: its spans own every field.
@@ -365,7 +374,10 @@ fn one_vantage_per_field_so_requests_are_not_counted_twice() {
             counter(
                 "vllm:request_success_total",
                 vec![number(
-                    vec![s("model_name", model), s("finished_reason", "stop")],
+                    vec![
+                        string_kv("model_name", model),
+                        string_kv("finished_reason", "stop"),
+                    ],
                     fresh,
                     T0,
                     5.0,
@@ -373,7 +385,12 @@ fn one_vantage_per_field_so_requests_are_not_counted_twice() {
             ),
             counter(
                 "vllm:prompt_tokens_total",
-                vec![number(vec![s("model_name", model)], fresh, T0, 700.0)],
+                vec![number(
+                    vec![string_kv("model_name", model)],
+                    fresh,
+                    T0,
+                    700.0,
+                )],
             ),
         ],
     );
@@ -386,7 +403,7 @@ fn one_vantage_per_field_so_requests_are_not_counted_twice() {
         resource("epp"),
         vec![delta_counter(
             "llm_d_epp_request_total",
-            vec![number(vec![s("model_name", model)], T0, T1, 5.0)],
+            vec![number(vec![string_kv("model_name", model)], T0, T1, 5.0)],
         )],
     );
     let router_out = normalizer.metrics(&Origin::default(), &router);

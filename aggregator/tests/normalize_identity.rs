@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use normalize_common::*;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, KeyValueList, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::Event;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{Field, Origin, SignalKind};
 
@@ -24,7 +25,7 @@ fn tokens(
         resource,
         vec![counter(
             "vllm:prompt_tokens_total",
-            vec![number(vec![s("model_name", "m")], start, time, v)],
+            vec![number(vec![string_kv("model_name", "m")], start, time, v)],
         )],
     )
 }
@@ -32,7 +33,7 @@ fn tokens(
 #[test]
 fn missing_or_invalid_identity_is_rejected_with_an_actionable_message() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
-    let no_tenant = vec![s("modelplane.cluster", "c1")];
+    let no_tenant = vec![string_kv("modelplane.cluster", "c1")];
     let out = normalizer.metrics(&Origin::default(), &tokens(no_tenant, OLD_START, T0, 1.0));
     assert_eq!((out.accepted, out.rejected), (0, 1));
     assert!(
@@ -42,7 +43,7 @@ fn missing_or_invalid_identity_is_rejected_with_an_actionable_message() {
         out.rejected_message
     );
 
-    let no_cluster = vec![s("k8s.namespace.name", "team-a")];
+    let no_cluster = vec![string_kv("k8s.namespace.name", "team-a")];
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(no_cluster, vec![span("chat m", vec![], T0, T1); 3]),
@@ -57,8 +58,8 @@ fn missing_or_invalid_identity_is_rejected_with_an_actionable_message() {
 
     let long_tenant = "t".repeat(200);
     let weird = vec![
-        s("modelplane.tenant", &long_tenant),
-        s("modelplane.cluster", "c1"),
+        string_kv("modelplane.tenant", &long_tenant),
+        string_kv("modelplane.cluster", "c1"),
     ];
     let out = normalizer.metrics(&Origin::default(), &tokens(weird, OLD_START, T0, 1.0));
     assert_eq!(out.rejected, 1);
@@ -68,8 +69,8 @@ fn missing_or_invalid_identity_is_rejected_with_an_actionable_message() {
     );
 
     let spaced_cluster = vec![
-        s("k8s.namespace.name", "team-a"),
-        s("k8s.cluster.name", "my cluster; DROP TABLE"),
+        string_kv("k8s.namespace.name", "team-a"),
+        string_kv("k8s.cluster.name", "my cluster; DROP TABLE"),
     ];
     assert_eq!(
         normalizer
@@ -83,14 +84,19 @@ fn missing_or_invalid_identity_is_rejected_with_an_actionable_message() {
 
     // Fallbacks: namespace for tenant, k8s.cluster.name for cluster.
     let fallback = vec![
-        s("k8s.namespace.name", "team-a"),
-        s("k8s.cluster.name", "gke-prod"),
+        string_kv("k8s.namespace.name", "team-a"),
+        string_kv("k8s.cluster.name", "gke-prod"),
     ];
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(
             fallback,
-            vec![span("chat m", vec![s("gen_ai.request.model", "m")], T0, T1)],
+            vec![span(
+                "chat m",
+                vec![string_kv("gen_ai.request.model", "m")],
+                T0,
+                T1,
+            )],
         ),
     );
     assert_eq!(
@@ -113,7 +119,12 @@ fn the_authenticated_cluster_wins() {
         &origin,
         &traces_request(
             claims_other,
-            vec![span("chat m", vec![s("gen_ai.request.model", "m")], T0, T1)],
+            vec![span(
+                "chat m",
+                vec![string_kv("gen_ai.request.model", "m")],
+                T0,
+                T1,
+            )],
         ),
     );
     assert_eq!(out.batch.series[0].key.cluster, "eu-west-1");
@@ -121,8 +132,13 @@ fn the_authenticated_cluster_wins() {
     let out = normalizer.traces(
         &origin,
         &traces_request(
-            vec![s("k8s.namespace.name", "team-a")],
-            vec![span("chat m", vec![s("gen_ai.request.model", "m")], T0, T1)],
+            vec![string_kv("k8s.namespace.name", "team-a")],
+            vec![span(
+                "chat m",
+                vec![string_kv("gen_ai.request.model", "m")],
+                T0,
+                T1,
+            )],
         ),
     );
     assert_eq!(
@@ -165,7 +181,7 @@ fn tenant_series_budget_drops_and_counts() {
         .map(|m| {
             span(
                 "chat",
-                vec![s("gen_ai.request.model", &format!("model-{m}"))],
+                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
                 T0,
                 T1,
             )
@@ -205,21 +221,18 @@ const PROMPT: &str =
     "PROMPT-SECRET my social security number is 078-05-1120, summarise my medical file";
 
 fn text(key: &str) -> KeyValue {
-    s(key, PROMPT)
+    string_kv(key, PROMPT)
 }
 
 #[test]
 fn prompt_text_in_every_position_never_reaches_a_point() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
-    let nested = KeyValue {
-        key: "gen_ai.input.messages".into(),
-        key_strindex: 0,
-        value: Some(AnyValue {
-            value: Some(any_value::Value::KvlistValue(KeyValueList {
-                values: vec![text("content"), text("role")],
-            })),
+    let nested = kv(
+        "gen_ai.input.messages",
+        any_value::Value::KvlistValue(KeyValueList {
+            values: vec![text("content"), text("role")],
         }),
-    };
+    );
     let mut resource = agent_resource("team-a", "c1", "gateway", "gw");
     resource.extend([
         text("process.command_line"),
@@ -227,9 +240,9 @@ fn prompt_text_in_every_position_never_reaches_a_point() {
         text("url.full"),
     ]);
     let mut attrs = vec![
-        s("gen_ai.operation.name", "chat"),
-        s("gen_ai.request.model", "gpt-4o"),
-        i("gen_ai.usage.input_tokens", 10),
+        string_kv("gen_ai.operation.name", "chat"),
+        string_kv("gen_ai.request.model", "gpt-4o"),
+        int_kv("gen_ai.usage.input_tokens", 10),
         text("gen_ai.prompt"),
         text("gen_ai.completion"),
         text("gen_ai.system_instructions"),
@@ -245,7 +258,7 @@ fn prompt_text_in_every_position_never_reaches_a_point() {
         text(PROMPT),
         nested,
     ];
-    attrs.push(array(
+    attrs.push(array_kv(
         "gen_ai.response.finish_reasons",
         vec![any_value::Value::StringValue(PROMPT.into())],
     ));
@@ -268,7 +281,7 @@ fn prompt_text_in_every_position_never_reaches_a_point() {
     assert_eq!(plain_total(&traces.batch, RL, Field::Requests), 1.0);
 
     let mut dp_attrs = vec![
-        s("model_name", "m"),
+        string_kv("model_name", "m"),
         text("finished_reason"),
         text("error.type"),
         text("prompt"),

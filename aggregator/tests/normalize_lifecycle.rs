@@ -5,6 +5,7 @@ mod normalize_common;
 
 use normalize_common::*;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{
     DIM_CAUSE, DIM_CONTEXT, DIM_PHASE, DIM_REASON, DIM_SKU, DIM_TIER, Field, FieldKey, Origin,
@@ -15,23 +16,23 @@ const CS: SignalKind = SignalKind::ColdStart;
 
 fn mesh_resource() -> Vec<KeyValue> {
     vec![
-        s("service.name", "mesh-llm"),
-        s("service.version", "0.42.0"),
-        s("modelplane.tenant", "community"),
-        s("modelplane.cluster", "mesh-node-a"),
+        string_kv("service.name", "mesh-llm"),
+        string_kv("service.version", "0.42.0"),
+        string_kv("modelplane.tenant", "community"),
+        string_kv("modelplane.cluster", "mesh-node-a"),
     ]
 }
 
 fn mesh_attrs(extra: Vec<KeyValue>) -> Vec<KeyValue> {
     let mut attrs = vec![
-        s("mesh_llm.model", "Qwen3-30B-A3B-Q4_K_M"),
-        s("mesh_llm.architecture", "qwen3moe"),
-        s("mesh_llm.quantization", "Q4_K_M"),
-        s("mesh_llm.launch_kind", "startup"),
-        s("mesh_llm.gpu_name", "Apple M3 Max"),
-        s("mesh_llm.gpu_stable_id", "c0ffee-1234"),
-        s("mesh_llm.backend", "metal"),
-        s("mesh_llm.context_bucket", "16k_32k"),
+        string_kv("mesh_llm.model", "Qwen3-30B-A3B-Q4_K_M"),
+        string_kv("mesh_llm.architecture", "qwen3moe"),
+        string_kv("mesh_llm.quantization", "Q4_K_M"),
+        string_kv("mesh_llm.launch_kind", "startup"),
+        string_kv("mesh_llm.gpu_name", "Apple M3 Max"),
+        string_kv("mesh_llm.gpu_stable_id", "c0ffee-1234"),
+        string_kv("mesh_llm.backend", "metal"),
+        string_kv("mesh_llm.context_bucket", "16k_32k"),
     ];
     attrs.extend(extra);
     attrs
@@ -52,7 +53,7 @@ fn mesh_llm_launch_lifecycle() {
     let start = T0 - 20 * SEC; // the node started 20 s ago: its counts are new.
     let failure = |reason: &str, v| {
         number(
-            mesh_attrs(vec![s("mesh_llm.failure_reason", reason)]),
+            mesh_attrs(vec![string_kv("mesh_llm.failure_reason", reason)]),
             start,
             T0,
             v,
@@ -202,10 +203,10 @@ fn mesh_llm_launch_lifecycle() {
 #[test]
 fn modelplane_schema() {
     let normalizer = Normalizer::new(NormalizeConfig::default());
-    let model = || s("gen_ai.request.model", "meta-llama/Llama-3.1-70B-Instruct");
+    let model = || string_kv("gen_ai.request.model", "meta-llama/Llama-3.1-70B-Instruct");
     let phase = |p: &str, seconds: f64| {
         hist(
-            vec![model(), s("modelplane.coldstart.phase", p)],
+            vec![model(), string_kv("modelplane.coldstart.phase", p)],
             T0,
             T1,
             &[10.0, 60.0, 300.0],
@@ -214,7 +215,7 @@ fn modelplane_schema() {
         )
     };
     let sku = |extra: Vec<KeyValue>| {
-        let mut a = vec![s("modelplane.gpu.sku", "NVIDIA H100 80GB HBM3")];
+        let mut a = vec![string_kv("modelplane.gpu.sku", "NVIDIA H100 80GB HBM3")];
         a.extend(extra);
         a
     };
@@ -251,21 +252,21 @@ fn modelplane_schema() {
             gauge(
                 "modelplane.kv_cache.utilization",
                 vec![
-                    number(vec![s("modelplane.kv.tier", "cpu")], 0, T1, 0.3),
-                    number(vec![s("modelplane.kv.tier", "l9")], 0, T1, 0.3),
+                    number(vec![string_kv("modelplane.kv.tier", "cpu")], 0, T1, 0.3),
+                    number(vec![string_kv("modelplane.kv.tier", "l9")], 0, T1, 0.3),
                 ],
             ),
             gauge(
                 "modelplane.replicas",
                 vec![
                     number(
-                        vec![model(), s("modelplane.replica.state", "active")],
+                        vec![model(), string_kv("modelplane.replica.state", "active")],
                         0,
                         T1,
                         3.0,
                     ),
                     number(
-                        vec![model(), s("modelplane.replica.state", "starting")],
+                        vec![model(), string_kv("modelplane.replica.state", "starting")],
                         0,
                         T1,
                         1.0,
@@ -279,7 +280,7 @@ fn modelplane_schema() {
             delta_counter(
                 "modelplane.failures",
                 vec![number(
-                    sku(vec![s("modelplane.failure.cause", "nvlink_error")]),
+                    sku(vec![string_kv("modelplane.failure.cause", "nvlink_error")]),
                     T0,
                     T1,
                     2.0,
@@ -377,7 +378,7 @@ fn engine_and_controller_load_times_are_cold_start_phases() {
             histogram(
                 "vllm:model_load_duration_seconds",
                 vec![hist(
-                    vec![s("model_name", "m")],
+                    vec![string_kv("model_name", "m")],
                     fresh,
                     T0,
                     &[30.0, 120.0],

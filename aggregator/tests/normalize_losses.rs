@@ -3,14 +3,11 @@
 //! `status.signals.droppedEvents`): which items count, for which cluster,
 //! and that deduplication by design never counts.
 
-mod losses_support;
-mod normalize_common;
-
-use losses_support::*;
-use normalize_common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use otlp_test_kit::losses::*;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{
     MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer,
 };
@@ -72,7 +69,7 @@ fn series_over_the_budget_count_against_their_cluster() {
         .map(|m| {
             span(
                 "chat",
-                vec![s("gen_ai.request.model", &format!("model-{m}"))],
+                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
                 T0,
                 T1,
             )
@@ -115,25 +112,28 @@ fn refused_identities_count_only_where_the_cluster_is_known() {
         normalizer.traces(origin, &traces_request(attributes, three_spans()))
     };
     // No tenant, valid cluster attribute: the cluster's items were refused.
-    let out = traces(&Origin::default(), vec![s("modelplane.cluster", "c1")]);
+    let out = traces(
+        &Origin::default(),
+        vec![string_kv("modelplane.cluster", "c1")],
+    );
     assert_eq!(out.rejected, 3);
     assert_eq!(lost(&out), vec![("c1".into(), 3)]);
     // An invalid tenant under an authenticated cluster.
     let out = traces(
         &authenticated("eu-west"),
-        vec![s("modelplane.tenant", "Team A")],
+        vec![string_kv("modelplane.tenant", "Team A")],
     );
     assert_eq!(out.rejected, 3);
     assert_eq!(lost(&out), vec![("eu-west".into(), 3)]);
     // No valid cluster: refused, but nobody's to count; the invalid name
     // never leaves normalize.
     for attributes in [
-        vec![s("modelplane.tenant", "team-a")],
+        vec![string_kv("modelplane.tenant", "team-a")],
         vec![
-            s("modelplane.tenant", "team-a"),
-            s("modelplane.cluster", "eu west; DROP TABLE"),
+            string_kv("modelplane.tenant", "team-a"),
+            string_kv("modelplane.cluster", "eu west; DROP TABLE"),
         ],
-        vec![s("k8s.cluster.name", &"c".repeat(200))],
+        vec![string_kv("k8s.cluster.name", "c".repeat(200))],
     ] {
         let out = traces(&Origin::default(), attributes);
         assert_eq!(out.rejected, 3);
@@ -164,7 +164,14 @@ fn a_full_cumulative_state_loses_the_points_it_cannot_convert() {
     });
     let series = 200;
     let points = (0..series)
-        .map(|m| number(vec![s("model_name", &format!("m{m}"))], OLD_START, T0, 1.0))
+        .map(|m| {
+            number(
+                vec![string_kv("model_name", format!("m{m}"))],
+                OLD_START,
+                T0,
+                1.0,
+            )
+        })
         .collect();
     let out = normalizer.metrics(
         &Origin::default(),
@@ -211,7 +218,7 @@ fn one_request_attributes_at_most_the_cluster_cap() {
         resource_metrics: (0..clusters)
             .map(|c| ResourceMetrics {
                 resource: Some(Resource {
-                    attributes: vec![s("modelplane.cluster", &format!("c{c}"))],
+                    attributes: vec![string_kv("modelplane.cluster", format!("c{c}"))],
                     ..Default::default()
                 }),
                 scope_metrics: vec![ScopeMetrics {

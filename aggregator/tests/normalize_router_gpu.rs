@@ -7,6 +7,7 @@ mod normalize_common;
 
 use normalize_common::*;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
+use otlp_test_kit::*;
 use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
 use signal_aggregator::signal::{
     DIM_CAUSE, DIM_SKU, DIM_TIER, Field, FieldKey, Origin, SignalKind,
@@ -17,12 +18,12 @@ const RL: SignalKind = SignalKind::RequestLifecycle;
 fn epp_scrape(prefix_req: &str, prefix_pool: &str, time: u64, k: f64) -> Vec<Metric> {
     let req = || {
         vec![
-            s("model_name", "llama-chat"),
-            s("target_model_name", "meta-llama/Llama-3.1-8B-Instruct"),
+            string_kv("model_name", "llama-chat"),
+            string_kv("target_model_name", "meta-llama/Llama-3.1-8B-Instruct"),
         ]
     };
     let n = |v: f64| number(req(), 0, time, v);
-    let pool = |v: f64| number(vec![s("name", "llama-pool")], 0, time, v);
+    let pool = |v: f64| number(vec![string_kv("name", "llama-pool")], 0, time, v);
     let tok = |sum: f64| {
         hist(
             req(),
@@ -157,12 +158,12 @@ fn dcgm_resource() -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
 
 fn gpu_labels(gpu: &str) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
     vec![
-        s("gpu", gpu),
-        s("UUID", &format!("GPU-5e3d9c1a-000{gpu}")),
-        s("device", &format!("nvidia{gpu}")),
-        s("modelName", "NVIDIA H100 80GB HBM3"),
-        s("Hostname", "gpu-node-7"),
-        s("DCGM_FI_DRIVER_VERSION", "550.54.15"),
+        string_kv("gpu", gpu),
+        string_kv("UUID", format!("GPU-5e3d9c1a-000{gpu}")),
+        string_kv("device", format!("nvidia{gpu}")),
+        string_kv("modelName", "NVIDIA H100 80GB HBM3"),
+        string_kv("Hostname", "gpu-node-7"),
+        string_kv("DCGM_FI_DRIVER_VERSION", "550.54.15"),
     ]
 }
 
@@ -256,7 +257,7 @@ fn dcgm_xid_changes_become_reliability_failures() {
 
     // The exporter's XID counter (labelled by code) feeds the same field.
     let mut labels = gpu_labels("1");
-    labels.push(s("xid", "48"));
+    labels.push(string_kv("xid", "48"));
     let counter_req = |time, v| {
         metrics_request(
             dcgm_resource(),

@@ -3,14 +3,14 @@
 //! query API, checking the numbers that come back against what was sent.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, status};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use otlp_test_kit::synthetic::{FleetShape, SpanGenerator, tenant_name};
+use otlp_test_kit::{double_kv, error_status, int_kv, span, string_kv, traces_request, unix_nanos};
 use prost::Message as _;
 
 use signal_aggregator::api::{self, ApiState};
@@ -23,35 +23,7 @@ use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
 use signal_aggregator::store::{
     MaintenanceReport, SketchStore, StoreError, StoreHealth, StoreQuery,
 };
-use signal_aggregator::synthetic::{FleetShape, SpanGenerator};
 use signal_aggregator::telemetry::SelfMetrics;
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn text(key: &str, value: &str) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.into()))
-}
-
-fn number(key: &str, value: f64) -> KeyValue {
-    kv(key, any_value::Value::DoubleValue(value))
-}
-
-fn int(key: &str, value: i64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(value))
-}
 
 /// One vLLM `llm_request` span (deprecated token attribute names, as vLLM sends them).
 fn llm_request(
@@ -62,48 +34,29 @@ fn llm_request(
     tokens: (i64, i64),
     failed: bool,
 ) -> Span {
-    let end = now_nanos();
+    let end = unix_nanos();
+    let attributes = vec![
+        string_kv("gen_ai.response.model", model),
+        int_kv("gen_ai.usage.prompt_tokens", tokens.0),
+        int_kv("gen_ai.usage.completion_tokens", tokens.1),
+        double_kv("gen_ai.latency.time_to_first_token", ttft),
+        double_kv("gen_ai.latency.e2e", e2e),
+        double_kv("gen_ai.latency.time_in_queue", queue),
+        // Prompt text the allowlist must never let through.
+        string_kv("gen_ai.prompt", "SECRET PROMPT do not store"),
+    ];
     Span {
-        name: "llm_request".into(),
-        trace_id: vec![1; 16],
-        span_id: vec![2; 8],
-        start_time_unix_nano: end - (e2e * 1e9) as u64,
-        end_time_unix_nano: end,
-        attributes: vec![
-            text("gen_ai.response.model", model),
-            int("gen_ai.usage.prompt_tokens", tokens.0),
-            int("gen_ai.usage.completion_tokens", tokens.1),
-            number("gen_ai.latency.time_to_first_token", ttft),
-            number("gen_ai.latency.e2e", e2e),
-            number("gen_ai.latency.time_in_queue", queue),
-            // Prompt text the allowlist must never let through.
-            text("gen_ai.prompt", "SECRET PROMPT do not store"),
-        ],
-        status: failed.then(|| Status {
-            code: status::StatusCode::Error as i32,
-            message: "engine error".into(),
-        }),
-        ..Default::default()
+        status: failed.then(error_status).flatten(),
+        ..span("llm_request", attributes, end - (e2e * 1e9) as u64, end)
     }
 }
 
 fn request(tenant: &str, cluster: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("modelplane.tenant", tenant),
-                    text("modelplane.cluster", cluster),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    let resource = vec![
+        string_kv("modelplane.tenant", tenant),
+        string_kv("modelplane.cluster", cluster),
+    ];
+    traces_request(resource, spans)
 }
 
 struct Aggregator {
@@ -296,7 +249,7 @@ async fn synthetic_fleet_totals_survive_the_whole_path() {
         .unwrap()
         .send_compressed(tonic::codec::CompressionEncoding::Gzip);
     for _ in 0..5 {
-        let batch = generator.batch(1_000, now_nanos());
+        let batch = generator.batch(1_000, unix_nanos());
         let response = client.export(batch).await.unwrap().into_inner();
         assert_eq!(response.partial_success.map_or(0, |p| p.rejected_spans), 0);
     }
@@ -306,7 +259,7 @@ async fn synthetic_fleet_totals_survive_the_whole_path() {
     // Sum every tenant's single group; tenants are what the generator names.
     let (mut requests, mut errors, mut input, mut output) = (0.0, 0.0, 0.0, 0.0);
     for tenant in 0..shape.tenants {
-        let name = signal_aggregator::synthetic::tenant_name(tenant);
+        let name = tenant_name(tenant);
         let body = query(
             &aggregator,
             &format!("/v1/tenants/{name}/signals/RequestLifecycle?groupBy="),

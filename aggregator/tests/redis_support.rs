@@ -4,22 +4,14 @@
 //! ([`TestPki`]). Included by the `redis_*.rs` tests.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use otlp_test_kit::free_port;
 use signal_aggregator::signal::{Field, FieldKey, Point, SeriesKey, SignalKind, Value};
 use signal_aggregator::sketch::{Resolution, SeriesSketch, Window, WindowedSketch};
 use signal_aggregator::store::StoreQuery;
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn cli(port: u16, args: &[&str]) -> String {
     cli_with(port, &[], args)

@@ -8,74 +8,35 @@ mod status_support;
 
 mod binary_support;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use binary_support::{aggregator_command, lines_until, spawn};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
-use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+use opentelemetry_proto::tonic::trace::v1::Span;
+use otlp_test_kit::{double_kv, span, string_kv, traces_request, unix_nanos};
 use prost::Message as _;
 use serde_json::json;
 use status_support::{FakeApiServer, IC, MS, eventually, write_kubeconfig};
 
-fn text(key: &str, value: &str) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
-
-fn double(key: &str, value: f64) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::DoubleValue(value)),
-        }),
-        ..Default::default()
-    }
-}
-
 /// `n` vLLM `llm_request` spans of model `chat` from team-a on eu-west.
 fn spans(n: usize, e2e: f64) -> ExportTraceServiceRequest {
-    let end = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let end = unix_nanos();
     let spans = (0..n)
-        .map(|i| Span {
-            name: "llm_request".into(),
-            trace_id: vec![1; 16],
-            span_id: vec![i as u8 + 1; 8],
-            start_time_unix_nano: end - (e2e * 1e9) as u64,
-            end_time_unix_nano: end,
-            attributes: vec![
-                text("gen_ai.response.model", "chat"),
-                double("gen_ai.latency.e2e", e2e),
-                double("gen_ai.latency.time_to_first_token", 0.1),
-            ],
-            ..Default::default()
+        .map(|i| {
+            let attributes = vec![
+                string_kv("gen_ai.response.model", "chat"),
+                double_kv("gen_ai.latency.e2e", e2e),
+                double_kv("gen_ai.latency.time_to_first_token", 0.1),
+            ];
+            Span {
+                span_id: vec![i as u8 + 1; 8],
+                ..span("llm_request", attributes, end - (e2e * 1e9) as u64, end)
+            }
         })
         .collect();
-    ExportTraceServiceRequest {
-        resource_spans: vec![ResourceSpans {
-            resource: Some(Resource {
-                attributes: vec![
-                    text("modelplane.tenant", "team-a"),
-                    text("modelplane.cluster", "eu-west"),
-                ],
-                ..Default::default()
-            }),
-            scope_spans: vec![ScopeSpans {
-                spans,
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    }
+    let resource = vec![
+        string_kv("modelplane.tenant", "team-a"),
+        string_kv("modelplane.cluster", "eu-west"),
+    ];
+    traces_request(resource, spans)
 }
 
 #[tokio::test]
@@ -126,7 +87,7 @@ async fn the_binary_watches_xrs_and_writes_status_from_otlp_it_received() {
     let mut refused = spans(1, 0.5);
     refused.resource_spans[0].scope_spans[0].spans[0]
         .attributes
-        .push(text("modelplane.signal", "Everything"));
+        .push(string_kv("modelplane.signal", "Everything"));
     let response = reqwest::Client::new()
         .post(format!("http://{http}/v1/traces"))
         .header("content-type", "application/x-protobuf")

@@ -8,18 +8,15 @@
 #[path = "status_support/mod.rs"]
 mod status_support;
 
-mod losses_support;
-mod normalize_common;
-
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use losses_support::*;
-use normalize_common::*;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use otlp_test_kit::losses::*;
+use otlp_test_kit::*;
 use serde_json::{Value, json};
 use signal_aggregator::auth::{IngestTokens, Reloading, parse_ingest_tokens};
 use signal_aggregator::clock::Clock;
@@ -240,7 +237,7 @@ async fn dropped_events_count_exactly_the_items_lost_for_each_cluster() {
         agg.traces(
             EU_TOKEN,
             traces_request(
-                vec![s("service.name", "gateway")],
+                vec![string_kv("service.name", "gateway")],
                 vec![request_span(start, end); 2]
             )
         )

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine as _;
-use ingest_support::payloads::rich_traces;
 use ingest_support::{Behaviour, RecordingSink, start_grpc, start_http};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use otlp_test_kit::rich::rich_traces;
+use otlp_test_kit::string_kv;
 use prost::Message as _;
 use serde_json::{Value, json};
 use signal_aggregator::auth::issuer::{IssueReport, IssuedTokens, RotationPolicy, TokenIssuer};
@@ -449,13 +449,9 @@ fn claiming(
 ) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
     let mut request = rich_traces();
     let resource = request.resource_spans[0].resource.as_mut().unwrap();
-    resource.attributes.push(KeyValue {
-        key: "modelplane.cluster".into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(cluster.into())),
-        }),
-        ..Default::default()
-    });
+    resource
+        .attributes
+        .push(string_kv("modelplane.cluster", cluster));
     request
 }
 

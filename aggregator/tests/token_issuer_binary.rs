@@ -10,9 +10,10 @@ mod status_support;
 mod binary_support;
 mod ingest_support;
 
-use binary_support::{aggregator_command, free_port, lines_until, spawn};
+use binary_support::{aggregator_command, lines_until, spawn};
+use otlp_test_kit::free_port;
 
-use ingest_support::payloads::rich_traces;
+use otlp_test_kit::rich::rich_traces;
 use prost::Message as _;
 use serde_json::json;
 use status_support::{FakeApiServer, IC, MS, eventually, write_kubeconfig};

@@ -16,14 +16,6 @@ impl Drop for Running {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("0.0.0.0:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The binary with stdout piped and none of its flags' environment variables,
 /// so a developer's shell (a `SIGNAL_AGGREGATOR_REDIS_URL`, a `POD_NAMESPACE`)
 /// cannot change what a test runs.

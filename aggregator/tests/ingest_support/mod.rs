@@ -1,11 +1,7 @@
-//! Shared by the ingest tests: a recording sink, real listeners on loopback,
-//! and rich OTLP payloads expressed twice, as prost messages and as OTLP/JSON
-//! written by hand (so the JSON decoder is checked against an independent
-//! expression of the same data, not against itself).
+//! Shared by the ingest tests: a recording sink and real listeners on
+//! loopback. The payloads are `otlp_test_kit::rich`.
 
 #![allow(dead_code)] // each test binary uses a different subset
-
-pub mod payloads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -194,13 +190,6 @@ pub async fn start_http(sink: Arc<RecordingSink>, config: IngestConfig) -> Runni
         metrics,
         _stop: stop,
     }
-}
-
-pub fn gzip(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes).unwrap();
-    encoder.finish().unwrap()
 }
 
 /// A gzip member that inflates to `inflated` zero bytes (a "zip bomb").

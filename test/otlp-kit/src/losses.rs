@@ -2,8 +2,6 @@
 //! the ones that lose data (series budget, unsupported types, malformed
 //! items) and the ones that are deduplication by design (a retried point, a
 //! deprecated name next to its replacement, a lower-ranked vantage).
-//! Builds on `normalize_common`, which every user declares next to this.
-#![allow(dead_code)]
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::KeyValue;
@@ -12,7 +10,10 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::Span;
 
-use crate::normalize_common::*;
+use crate::{
+    OLD_START, agent_resource, counter, delta_counter, double_kv, gauge, metrics_request, number,
+    span, string_kv,
+};
 
 /// Resource attributes naming a tenant and a cluster (unauthenticated ingest
 /// takes the cluster from here).
@@ -28,7 +29,14 @@ pub fn queue_depth_per_model(
     time: u64,
 ) -> ExportMetricsServiceRequest {
     let points = models
-        .map(|m| number(vec![s("model_name", &format!("model-{m}"))], 0, time, 1.0))
+        .map(|m| {
+            number(
+                vec![string_kv("model_name", format!("model-{m}"))],
+                0,
+                time,
+                1.0,
+            )
+        })
         .collect();
     metrics_request(resource, vec![gauge("vllm:num_requests_waiting", points)])
 }
@@ -37,14 +45,14 @@ pub fn queue_depth_per_model(
 /// of a mapped metric name: accepted on the wire, dropped as unsupported.
 pub fn unsupported_types(exponential: usize, summaries: usize, time: u64) -> Vec<Metric> {
     let exponential_point = ExponentialHistogramDataPoint {
-        attributes: vec![s("model_name", "model-0")],
+        attributes: vec![string_kv("model_name", "model-0")],
         time_unix_nano: time,
         count: 4,
         sum: Some(1.0),
         ..Default::default()
     };
     let summary_point = SummaryDataPoint {
-        attributes: vec![s("model_name", "model-0")],
+        attributes: vec![string_kv("model_name", "model-0")],
         time_unix_nano: time,
         count: 4,
         sum: 1.0,
@@ -72,13 +80,16 @@ pub fn unsupported_types(exponential: usize, summaries: usize, time: u64) -> Vec
 /// Data points rejected as malformed inside a valid identity: a model that
 /// is free text, and a gauge without a value.
 pub fn malformed_points(time: u64) -> Vec<Metric> {
-    let mut no_value = number(vec![s("model_name", "model-0")], 0, time, 0.0);
+    let mut no_value = number(vec![string_kv("model_name", "model-0")], 0, time, 0.0);
     no_value.value = None;
     vec![gauge(
         "vllm:num_requests_running",
         vec![
             number(
-                vec![s("model_name", "tell me a story about my bank account")],
+                vec![string_kv(
+                    "model_name",
+                    "tell me a story about my bank account",
+                )],
                 0,
                 time,
                 1.0,
@@ -95,8 +106,8 @@ pub fn malformed_spans(start: u64, end: u64) -> Vec<Span> {
         span(
             "chat",
             vec![
-                s("gen_ai.request.model", "model-0"),
-                s("modelplane.signal", "Everything"),
+                string_kv("gen_ai.request.model", "model-0"),
+                string_kv("modelplane.signal", "Everything"),
             ],
             start,
             end,
@@ -104,8 +115,8 @@ pub fn malformed_spans(start: u64, end: u64) -> Vec<Span> {
         span(
             "chat",
             vec![
-                s("gen_ai.request.model", "model-0"),
-                f("modelplane.sample_rate", 7.0),
+                string_kv("gen_ai.request.model", "model-0"),
+                double_kv("modelplane.sample_rate", 7.0),
             ],
             start,
             end,
@@ -113,8 +124,8 @@ pub fn malformed_spans(start: u64, end: u64) -> Vec<Span> {
         span(
             "chat",
             vec![
-                s("gen_ai.request.model", "model-0"),
-                s("modelplane.prefix.hash", "the system prompt"),
+                string_kv("gen_ai.request.model", "model-0"),
+                string_kv("modelplane.prefix.hash", "the system prompt"),
             ],
             start,
             end,
@@ -126,7 +137,7 @@ pub fn malformed_spans(start: u64, end: u64) -> Vec<Span> {
 pub fn request_span(start: u64, end: u64) -> Span {
     span(
         "chat",
-        vec![s("gen_ai.request.model", "model-0")],
+        vec![string_kv("gen_ai.request.model", "model-0")],
         start,
         end,
     )
@@ -140,7 +151,7 @@ pub fn retried_counter(resource: Vec<KeyValue>, time: u64) -> ExportMetricsServi
         vec![counter(
             "vllm:prompt_tokens_total",
             vec![number(
-                vec![s("model_name", "model-0")],
+                vec![string_kv("model_name", "model-0")],
                 OLD_START,
                 time,
                 5.0,
@@ -156,7 +167,14 @@ pub fn superseded_name(
     start: u64,
     time: u64,
 ) -> ExportMetricsServiceRequest {
-    let point = || vec![number(vec![s("model_name", "model-0")], start, time, 10.0)];
+    let point = || {
+        vec![number(
+            vec![string_kv("model_name", "model-0")],
+            start,
+            time,
+            10.0,
+        )]
+    };
     metrics_request(
         resource,
         vec![
@@ -173,7 +191,14 @@ pub fn engine_then_router(
     start: u64,
     time: u64,
 ) -> [ExportMetricsServiceRequest; 2] {
-    let point = || vec![number(vec![s("model_name", "model-0")], start, time, 3.0)];
+    let point = || {
+        vec![number(
+            vec![string_kv("model_name", "model-0")],
+            start,
+            time,
+            3.0,
+        )]
+    };
     [
         metrics_request(
             resource.clone(),

@@ -6,7 +6,7 @@
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+    AnyValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
 };
 use opentelemetry_proto::tonic::metrics::v1::{
     Exemplar, ExponentialHistogram, ExponentialHistogramDataPoint, Gauge, Histogram,
@@ -17,52 +17,32 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, span};
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        key_strindex: 0,
-    }
-}
-
-fn s(text: &str) -> any_value::Value {
-    any_value::Value::StringValue(text.into())
-}
+use crate::{array_kv, double_kv, int_kv, kv, string_kv};
 
 /// Attributes of every `AnyValue` kind.
 fn every_value_kind() -> Vec<KeyValue> {
     use any_value::Value as V;
     vec![
-        kv("modelplane.cluster", s("eu-west-1")),
+        string_kv("modelplane.cluster", "eu-west-1"),
         kv("flag", V::BoolValue(true)),
         // Above 2^53: only exact if decoded from a string.
-        kv("big", V::IntValue(9_007_199_254_740_993)),
-        kv("negative", V::IntValue(-42)),
-        kv("ratio", V::DoubleValue(0.25)),
-        kv(
+        int_kv("big", 9_007_199_254_740_993),
+        int_kv("negative", -42),
+        double_kv("ratio", 0.25),
+        array_kv(
             "list",
-            V::ArrayValue(ArrayValue {
-                values: vec![
-                    AnyValue {
-                        value: Some(s("a")),
-                    },
-                    AnyValue {
-                        value: Some(V::IntValue(7)),
-                    },
-                    AnyValue {
-                        value: Some(V::DoubleValue(1.5)),
-                    },
-                    AnyValue {
-                        value: Some(V::BoolValue(false)),
-                    },
-                ],
-            }),
+            vec![
+                V::StringValue("a".into()),
+                V::IntValue(7),
+                V::DoubleValue(1.5),
+                V::BoolValue(false),
+            ],
         ),
         kv(
             "map",
             V::KvlistValue(KeyValueList {
                 values: vec![
-                    kv("inner", s("x")),
+                    string_kv("inner", "x"),
                     kv(
                         "nested",
                         V::KvlistValue(KeyValueList {
@@ -101,7 +81,7 @@ fn scope() -> InstrumentationScope {
     InstrumentationScope {
         name: "vllm".into(),
         version: "0.11.0".into(),
-        attributes: vec![kv("scope.attr", s("v"))],
+        attributes: vec![string_kv("scope.attr", "v")],
         dropped_attributes_count: 1,
     }
 }
@@ -120,7 +100,7 @@ pub fn rich_metrics() -> ExportMetricsServiceRequest {
     let start = 1_544_712_660_000_000_000u64;
     let time = 1_544_712_661_000_000_000u64;
     let exemplar = |value| Exemplar {
-        filtered_attributes: vec![kv("exemplar.attr", s("e"))],
+        filtered_attributes: vec![string_kv("exemplar.attr", "e")],
         time_unix_nano: time,
         span_id: SPAN_ID.to_vec(),
         trace_id: TRACE_ID.to_vec(),
@@ -131,11 +111,11 @@ pub fn rich_metrics() -> ExportMetricsServiceRequest {
             name: "vllm:num_requests_waiting".into(),
             description: "queue".into(),
             unit: "1".into(),
-            metadata: vec![kv("prometheus.type", s("gauge"))],
+            metadata: vec![string_kv("prometheus.type", "gauge")],
             data: Some(metric::Data::Gauge(Gauge {
                 data_points: vec![
                     NumberDataPoint {
-                        attributes: vec![kv("model_name", s("llama"))],
+                        attributes: vec![string_kv("model_name", "llama")],
                         start_time_unix_nano: 0,
                         time_unix_nano: time,
                         exemplars: vec![exemplar(exemplar::Value::AsDouble(0.5))],
@@ -178,7 +158,7 @@ pub fn rich_metrics() -> ExportMetricsServiceRequest {
             metadata: vec![],
             data: Some(metric::Data::Histogram(Histogram {
                 data_points: vec![HistogramDataPoint {
-                    attributes: vec![kv("model_name", s("llama"))],
+                    attributes: vec![string_kv("model_name", "llama")],
                     start_time_unix_nano: start,
                     time_unix_nano: time,
                     count: u64::MAX,
@@ -262,8 +242,8 @@ pub fn rich_metrics() -> ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(Resource {
                 attributes: vec![
-                    kv("modelplane.cluster", s("eu-west-1")),
-                    kv("k8s.namespace.name", s("team-a")),
+                    string_kv("modelplane.cluster", "eu-west-1"),
+                    string_kv("k8s.namespace.name", "team-a"),
                 ],
                 dropped_attributes_count: 2,
                 entity_refs: vec![],
@@ -360,10 +340,7 @@ pub fn rich_traces() -> ExportTraceServiceRequest {
         events: vec![span::Event {
             time_unix_nano: 1_544_712_660_500_000_000,
             name: "first_token".into(),
-            attributes: vec![kv(
-                "gen_ai.latency.time_to_first_token",
-                any_value::Value::DoubleValue(0.042),
-            )],
+            attributes: vec![double_kv("gen_ai.latency.time_to_first_token", 0.042)],
             dropped_attributes_count: 0,
         }],
         dropped_events_count: 1,
@@ -371,7 +348,7 @@ pub fn rich_traces() -> ExportTraceServiceRequest {
             trace_id: TRACE_ID.to_vec(),
             span_id: PARENT_ID.to_vec(),
             trace_state: String::new(),
-            attributes: vec![kv("link.kind", s("retry"))],
+            attributes: vec![string_kv("link.kind", "retry")],
             dropped_attributes_count: 0,
             flags: 1,
         }],
@@ -391,7 +368,7 @@ pub fn rich_traces() -> ExportTraceServiceRequest {
         kind: span::SpanKind::Client as i32,
         start_time_unix_nano: 1_544_712_659_000_000_000,
         end_time_unix_nano: 1_544_712_662_000_000_000,
-        attributes: vec![kv("gen_ai.request.model", s("llama"))],
+        attributes: vec![string_kv("gen_ai.request.model", "llama")],
         dropped_attributes_count: 0,
         events: vec![],
         dropped_events_count: 0,
@@ -403,7 +380,7 @@ pub fn rich_traces() -> ExportTraceServiceRequest {
         resource_spans: vec![
             ResourceSpans {
                 resource: Some(Resource {
-                    attributes: vec![kv("service.name", s("gateway"))],
+                    attributes: vec![string_kv("service.name", "gateway")],
                     dropped_attributes_count: 0,
                     entity_refs: vec![],
                 }),

@@ -1,7 +1,7 @@
 //! `signal-loadgen`: sends synthetic OTLP (GenAI spans or engine metrics) to an
 //! OTLP receiver and reports what it achieved.
 //!
-//! Payloads come from `signal_aggregator::synthetic`, so a run is reproducible
+//! Payloads come from `otlp_test_kit::synthetic`, so a run is reproducible
 //! from its seed. Requests are encoded (and gzipped) before the clock starts
 //! ticking for them, so the latency measured is the receiver's, and each worker
 //! owns a disjoint slice of the fleet so cumulative metric series stay
@@ -10,15 +10,16 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use bytes::{BufMut, Bytes};
 use clap::{Parser, ValueEnum};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use otlp_test_kit::synthetic::{FleetShape, MetricGenerator, SpanGenerator, SpanTotals};
+use otlp_test_kit::unix_nanos;
 use prost::Message;
-use signal_aggregator::synthetic::{FleetShape, MetricGenerator, SpanGenerator, SpanTotals};
 use tokio::sync::Mutex;
 use tonic::codec::{Codec, CompressionEncoding, EncodeBuf, Encoder};
 use tonic::transport::{Channel, Endpoint};
@@ -206,24 +207,13 @@ impl Source {
             Source::Metrics(metrics) => metrics.batch(batch_size, now).encode_to_vec(),
             Source::Pool { .. } => unreachable!("pools are built from generators"),
         };
-        if gzip { gzip_bytes(&encoded) } else { encoded }.into()
+        if gzip {
+            otlp_test_kit::gzip(&encoded)
+        } else {
+            encoded
+        }
+        .into()
     }
-}
-
-fn unix_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default()
-}
-
-fn gzip_bytes(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder
-        .write_all(data)
-        .and_then(|_| encoder.finish())
-        .expect("gzip into a Vec cannot fail")
 }
 
 enum Client {

@@ -19,17 +19,16 @@ use std::collections::HashMap;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{
-    AnyValue, ArrayValue, InstrumentationScope, KeyValue, any_value,
-};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
-    AggregationTemporality, Gauge, Histogram, HistogramDataPoint, Metric, NumberDataPoint,
-    ResourceMetrics, ScopeMetrics, Sum, metric, number_data_point,
+    HistogramDataPoint, Metric, ResourceMetrics, ScopeMetrics,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{
     ResourceSpans, ScopeSpans, Span, Status, span, status,
 };
+
+use crate::{array_kv, counter, double_kv, gauge, hist, histogram, int_kv, number, string_kv};
 
 /// vLLM's TTFT histogram bounds (`vllm/v1/metrics/buckets.py`).
 pub const VLLM_TTFT_BOUNDS: &[f64] = &[
@@ -226,26 +225,6 @@ impl IdentityCursor {
     }
 }
 
-fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
-    kv(key, any_value::Value::StringValue(value.into()))
-}
-
-fn int_kv(key: &str, value: i64) -> KeyValue {
-    kv(key, any_value::Value::IntValue(value))
-}
-
-fn double_kv(key: &str, value: f64) -> KeyValue {
-    kv(key, any_value::Value::DoubleValue(value))
-}
-
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.to_string(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
 /// Resource attributes as the signals agent sets them for one pod.
 fn resource(identity: &Identity, pod: u64) -> Resource {
     let engine = identity.engine.as_str();
@@ -391,13 +370,9 @@ impl SpanGenerator {
             int_kv("gen_ai.request.max_tokens", 2048),
             int_kv(input_key, input_tokens),
             int_kv(output_key, output_tokens),
-            kv(
+            array_kv(
                 "gen_ai.response.finish_reasons",
-                any_value::Value::ArrayValue(ArrayValue {
-                    values: vec![AnyValue {
-                        value: Some(any_value::Value::StringValue(finish.to_string())),
-                    }],
-                }),
+                vec![any_value::Value::StringValue(finish.to_string())],
             ),
             double_kv("gen_ai.latency.time_in_queue", queue),
             double_kv("gen_ai.latency.time_to_first_token", ttft),
@@ -463,7 +438,6 @@ struct CumulativeHistogram {
     bounds: &'static [f64],
     counts: Vec<u64>,
     sum: f64,
-    count: u64,
 }
 
 impl CumulativeHistogram {
@@ -472,7 +446,6 @@ impl CumulativeHistogram {
             bounds,
             counts: vec![0; bounds.len() + 1],
             sum: 0.0,
-            count: 0,
         }
     }
 
@@ -481,20 +454,10 @@ impl CumulativeHistogram {
         let bucket = self.bounds.partition_point(|bound| *bound < value);
         self.counts[bucket] += 1;
         self.sum += value;
-        self.count += 1;
     }
 
     fn point(&self, attributes: Vec<KeyValue>, start: u64, now: u64) -> HistogramDataPoint {
-        HistogramDataPoint {
-            attributes,
-            start_time_unix_nano: start,
-            time_unix_nano: now,
-            count: self.count,
-            sum: Some(self.sum),
-            bucket_counts: self.counts.clone(),
-            explicit_bounds: self.bounds.to_vec(),
-            ..Default::default()
-        }
+        hist(attributes, start, now, self.bounds, &self.counts, self.sum)
     }
 }
 
@@ -771,32 +734,18 @@ impl MetricGenerator {
         readings
             .into_iter()
             .map(|(name, unit, attributes, reading)| {
-                let number = |value: f64| NumberDataPoint {
-                    attributes,
-                    start_time_unix_nano: start,
-                    time_unix_nano: now,
-                    value: Some(number_data_point::Value::AsDouble(value)),
-                    ..Default::default()
-                };
-                let data = match reading {
-                    Reading::Counter(value) => metric::Data::Sum(Sum {
-                        data_points: vec![number(value)],
-                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                        is_monotonic: true,
-                    }),
-                    Reading::Gauge(value) => metric::Data::Gauge(Gauge {
-                        data_points: vec![number(value)],
-                    }),
-                    Reading::Histogram(point) => metric::Data::Histogram(Histogram {
-                        data_points: vec![point],
-                        aggregation_temporality: AggregationTemporality::Cumulative as i32,
-                    }),
+                let metric = match reading {
+                    Reading::Counter(value) => {
+                        counter(&name, vec![number(attributes, start, now, value)])
+                    }
+                    Reading::Gauge(value) => {
+                        gauge(&name, vec![number(attributes, start, now, value)])
+                    }
+                    Reading::Histogram(point) => histogram(&name, vec![point]),
                 };
                 Metric {
-                    name,
                     unit: unit.to_string(),
-                    data: Some(data),
-                    ..Default::default()
+                    ..metric
                 }
             })
             .collect()
@@ -806,6 +755,7 @@ impl MetricGenerator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
     use prost::Message;
 
     const NOW: u64 = 1_790_000_000_000_000_000;
