@@ -17,7 +17,9 @@
 //! Before criterion runs, the bench prints Redis memory per series-day from
 //! `INFO memory` deltas, and the retention math for the fleet.
 
-#[path = "../tests/redis_support.rs"]
+// The tests' redis-server runner; the bench uses only part of it.
+#[allow(dead_code)]
+#[path = "../tests/it/support/redis.rs"]
 mod support;
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! Sketch selection by measurement: the built-in sketches against the crate
-//! candidates, on the same data and seeds as `tests/sketch_accuracy.rs`.
+//! candidates, on the same data and seeds as `tests/it/sketch/accuracy.rs`.
 //!
 //! `cargo bench -p signal-aggregator --bench sketches` prints an accuracy and
 //! size table first, then criterion timings (insert, merge, encode/decode).

@@ -1,0 +1,5 @@
+mod auth;
+mod fleet;
+mod ops;
+mod scheduler;
+mod signals;

@@ -1,0 +1,4 @@
+mod binary;
+mod ingest;
+mod issuer;
+mod issuer_binary;

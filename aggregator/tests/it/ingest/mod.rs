@@ -1,0 +1,3 @@
+mod grpc;
+mod http;
+mod json;

@@ -1,0 +1,16 @@
+//! The aggregator's integration tests, one binary: each module is named after
+//! the layer it tests, and `support` holds what several of them share. One
+//! binary links the library once (it was ~30 binaries, one link each).
+
+mod agent_capture;
+mod api;
+mod architecture;
+mod auth;
+mod directory;
+mod ingest;
+mod normalize;
+mod pipeline;
+mod sketch;
+mod status;
+mod store;
+mod support;

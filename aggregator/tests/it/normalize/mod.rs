@@ -1,0 +1,6 @@
+mod engines;
+mod genai;
+mod identity;
+mod lifecycle;
+mod losses;
+mod router_gpu;

@@ -1,0 +1,4 @@
+mod accuracy;
+mod histogram;
+mod properties;
+mod series;

@@ -1,0 +1,4 @@
+mod binary;
+mod dropped_events;
+mod replicas;
+mod writer;

@@ -1,0 +1,2 @@
+mod redis;
+mod redis_tls;
