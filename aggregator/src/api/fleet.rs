@@ -5,12 +5,12 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde_json::{Value as Json_, json};
 
+use crate::api::model::{ClusterValue, CompareResponse, KindName};
 use crate::api::params::{Params, parse_kind, validate_identity};
 use crate::api::signals::COMPARABLE_FIELDS;
 use crate::api::tenant::merge_groups;
-use crate::api::{ApiError, ApiState, window_json};
+use crate::api::{ApiError, ApiState, window};
 use crate::query::readout;
 use crate::signal::{DIM_PHASE, Field, FieldKey};
 use crate::store::StoreQuery;
@@ -22,7 +22,7 @@ const PARAMETERS: &[&str] = &[
 pub async fn compare(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<CompareResponse>, ApiError> {
     let params = Params::new(raw, PARAMETERS)?;
     let kind = parse_kind("kind", params.required("kind")?)?;
     let field_name = params.required("field")?;
@@ -94,24 +94,26 @@ pub async fn compare(
         })
         .collect();
     let median = median(values.iter().filter_map(|(_, _, v)| *v).collect());
-    let clusters: Vec<Json_> = values
+    let clusters = values
         .into_iter()
-        .map(|(cluster, count, value)| {
-            let ratio = match (value, median) {
+        .map(|(cluster, count, value)| ClusterValue {
+            cluster,
+            count,
+            value,
+            ratio_to_fleet_median: match (value, median) {
                 (Some(v), Some(m)) if m > 0.0 => Some(v / m),
                 _ => None,
-            };
-            json!({ "cluster": cluster, "count": count, "value": value, "ratio_to_fleet_median": ratio })
+            },
         })
         .collect();
-    Ok(Json(json!({
-        "kind": kind.as_str(),
-        "field": field_name,
-        "quantile": quantile,
-        "window": window_json(range),
-        "fleet_median": median,
-        "clusters": clusters,
-    })))
+    Ok(Json(CompareResponse {
+        kind: KindName(kind.as_str()),
+        field: field_name.to_string(),
+        quantile,
+        window: window(range),
+        fleet_median: median,
+        clusters,
+    }))
 }
 
 /// Median of the per-cluster values (mean of the middle two for an even count).

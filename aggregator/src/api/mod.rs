@@ -10,6 +10,7 @@ mod access;
 pub mod error;
 mod fleet;
 mod metrics;
+pub mod model;
 pub mod openapi;
 pub mod params;
 mod scheduler;
@@ -24,7 +25,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
-use serde_json::json;
 
 use crate::auth::QueryAccess;
 use crate::clock::{Clock, rfc3339, system_clock};
@@ -145,8 +145,10 @@ async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }
 
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+async fn healthz() -> Json<model::Health> {
+    Json(model::Health {
+        status: model::HealthStatus::Ok,
+    })
 }
 
 async fn readyz(State(state): State<ApiState>) -> Response {
@@ -156,10 +158,18 @@ async fn readyz(State(state): State<ApiState>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "status": if health.ready { "ready" } else { "not_ready" },
-        "store": { "ready": health.ready, "detail": health.detail, "series": health.series },
-    });
+    let body = model::Readiness {
+        status: if health.ready {
+            model::ReadyStatus::Ready
+        } else {
+            model::ReadyStatus::NotReady
+        },
+        store: model::StoreReadiness {
+            ready: health.ready,
+            detail: health.detail,
+            series: health.series,
+        },
+    };
     (status, Json(body)).into_response()
 }
 
@@ -184,12 +194,12 @@ impl From<StoreError> for ApiError {
 }
 
 /// The `window` object every query response carries.
-pub fn window_json(range: params::TimeRange) -> serde_json::Value {
-    json!({
-        "from": rfc3339(range.from_unix_secs),
-        "to": rfc3339(range.to_unix_secs),
-        "from_unix_secs": range.from_unix_secs,
-        "to_unix_secs": range.to_unix_secs,
-        "seconds": range.to_unix_secs - range.from_unix_secs,
-    })
+pub fn window(range: params::TimeRange) -> model::Window {
+    model::Window {
+        from: model::Timestamp(rfc3339(range.from_unix_secs)),
+        to: model::Timestamp(rfc3339(range.to_unix_secs)),
+        from_unix_secs: range.from_unix_secs,
+        to_unix_secs: range.to_unix_secs,
+        seconds: range.to_unix_secs - range.from_unix_secs,
+    }
 }

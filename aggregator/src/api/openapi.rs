@@ -1,10 +1,33 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`. Written by hand so the
-//! schemas say what the handlers promise (units, nullability) rather than
-//! what a derive could infer.
+//! The OpenAPI 3.1 document served at `/openapi.json`. Paths, parameters and
+//! examples are written here; every response schema is generated from the
+//! type the handler returns ([`super::model`]), so what the document
+//! promises is what the handlers serialize.
 
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
 
+use super::model::{
+    CapacityResponse, CompareResponse, ErrorResponse, Health, OverflowResponse,
+    PrefixOverlapResponse, Readiness, SignalsResponse,
+};
 use crate::signal::SignalKind;
+
+/// Generates response schemas into `#/components/schemas` (JSON Schema
+/// 2020-12, which OpenAPI 3.1 uses as is).
+fn generator() -> SchemaGenerator {
+    SchemaSettings::draft2020_12()
+        .for_serialize()
+        .with(|settings| {
+            settings.definitions_path = "/components/schemas".into();
+            settings.meta_schema = None;
+        })
+        .into_generator()
+}
+
+/// `{"$ref": "#/components/schemas/<T>"}`, defining `T` (and what it uses).
+fn schema<T: schemars::JsonSchema>(generator: &mut SchemaGenerator) -> Value {
+    generator.subschema_for::<T>().to_value()
+}
 
 fn kinds() -> Vec<&'static str> {
     SignalKind::ALL.iter().map(|k| k.as_str()).collect()
@@ -14,11 +37,13 @@ fn error_response(description: &str, example: &str) -> Value {
     coded_error_response(description, "invalid_parameter", example)
 }
 
+const ERROR_SCHEMA: &str = "#/components/schemas/ErrorResponse";
+
 fn coded_error_response(description: &str, code: &str, example: &str) -> Value {
     json!({
         "description": description,
         "content": { "application/json": {
-            "schema": { "$ref": "#/components/schemas/Error" },
+            "schema": { "$ref": ERROR_SCHEMA },
             "example": { "error": { "code": code, "message": example } }
         } }
     })
@@ -49,159 +74,6 @@ fn to_param() -> Value {
     )
 }
 
-fn schemas() -> Value {
-    json!({
-        "Error": {
-            "type": "object", "required": ["error"],
-            "properties": { "error": { "type": "object", "required": ["code", "message"],
-                "properties": {
-                    "code": { "type": "string", "examples": ["invalid_parameter", "not_found", "store_unavailable", "unauthenticated", "forbidden"] },
-                    "message": { "type": "string" } } } }
-        },
-        "Window": {
-            "type": "object", "required": ["from", "to", "from_unix_secs", "to_unix_secs", "seconds"],
-            "properties": {
-                "from": { "type": "string", "format": "date-time" },
-                "to": { "type": "string", "format": "date-time" },
-                "from_unix_secs": { "type": "integer" },
-                "to_unix_secs": { "type": "integer" },
-                "seconds": { "type": "integer" } }
-        },
-        "Distribution": {
-            "description": "Quantiles of per-request values (seconds for latencies). Quantiles are null when count is 0.",
-            "type": "object", "required": ["count", "p50", "p90", "p99"],
-            "properties": {
-                "count": { "type": "integer", "minimum": 0 },
-                "p50": { "type": ["number", "null"] },
-                "p90": { "type": ["number", "null"] },
-                "p99": { "type": ["number", "null"] } }
-        },
-        "Gauge": {
-            "description": "Readings of a gauge over the window; null when none was reported.",
-            "type": ["object", "null"], "required": ["last", "min", "max", "mean"],
-            "properties": {
-                "last": { "type": "number", "description": "Most recent report (of any merged series)." },
-                "min": { "type": "number" }, "max": { "type": "number" }, "mean": { "type": "number" } }
-        },
-        "RequestLifecycleGroup": {
-            "type": "object",
-            "required": ["requests", "errors", "input_tokens", "output_tokens", "ttft_seconds",
-                         "tpot_seconds", "e2e_seconds", "queue_seconds", "prefix_cache_hit_rate", "queue_depth"],
-            "properties": {
-                "cluster": { "type": "string", "description": "Present when grouped by cluster." },
-                "model": { "type": "string", "description": "Present when grouped by model." },
-                "requests": { "type": "number" },
-                "errors": { "type": "number" },
-                "error_rate": { "type": ["number", "null"] },
-                "requests_per_second": { "type": ["number", "null"] },
-                "input_tokens": { "type": "number" },
-                "output_tokens": { "type": "number" },
-                "ttft_seconds": { "$ref": "#/components/schemas/Distribution" },
-                "tpot_seconds": { "$ref": "#/components/schemas/Distribution" },
-                "e2e_seconds": { "$ref": "#/components/schemas/Distribution" },
-                "queue_seconds": { "$ref": "#/components/schemas/Distribution" },
-                "prefix_cache_hit_rate": { "type": ["number", "null"], "description": "Prefix-cache hits / queries (tokens)." },
-                "queue_depth": { "$ref": "#/components/schemas/Gauge" },
-                "running_requests": { "$ref": "#/components/schemas/Gauge" } }
-        },
-        "PrefixHashGroup": {
-            "type": "object", "required": ["distinct", "top"],
-            "properties": {
-                "cluster": { "type": "string" }, "model": { "type": "string" },
-                "distinct": { "type": "number", "description": "Estimated distinct prefix hashes (HyperLogLog)." },
-                "top": { "type": "array", "items": { "type": "object", "required": ["hash", "count"],
-                    "properties": { "hash": { "type": "string", "pattern": "^[0-9a-f]{16}$" },
-                                    "count": { "type": "integer" } } } } }
-        },
-        "CapacityGroup": {
-            "type": "object", "required": ["gpus_by_sku", "kv_cache_utilization_by_tier", "replicas"],
-            "properties": {
-                "cluster": { "type": "string" }, "model": { "type": "string" },
-                "gpus_by_sku": { "type": "object", "additionalProperties": { "type": "object", "properties": {
-                    "gpus": { "$ref": "#/components/schemas/Gauge" },
-                    "allocated": { "$ref": "#/components/schemas/Gauge" },
-                    "utilization": { "$ref": "#/components/schemas/Gauge" } } } },
-                "kv_cache_utilization_by_tier": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Gauge" } },
-                "replicas": { "type": "object", "properties": {
-                    "active": { "$ref": "#/components/schemas/Gauge" },
-                    "starting": { "$ref": "#/components/schemas/Gauge" } } },
-                "cache_bytes_staged": { "$ref": "#/components/schemas/Gauge" } }
-        },
-        "ColdStartGroup": {
-            "type": "object", "required": ["phases", "launches"],
-            "properties": {
-                "cluster": { "type": "string" }, "model": { "type": "string" },
-                "phases": { "type": "object", "additionalProperties": { "$ref": "#/components/schemas/Distribution" } },
-                "launches": { "type": "object", "properties": {
-                    "attempts": { "type": "number" }, "successes": { "type": "number" },
-                    "failures": { "type": "number" },
-                    "failures_by_reason": { "type": "object", "additionalProperties": { "type": "number" } } } },
-                "unexpected_exits": { "type": "number" },
-                "unloads": { "type": "number" },
-                "uptime_seconds": { "$ref": "#/components/schemas/Gauge" },
-                "context_length": { "$ref": "#/components/schemas/Distribution" },
-                "loaded_models": { "$ref": "#/components/schemas/Gauge" } }
-        },
-        "CostGroup": {
-            "type": "object", "required": ["gpu_hours", "dollars", "dollars_per_gpu_hour", "dollars_per_token", "by_sku"],
-            "properties": {
-                "cluster": { "type": "string" }, "model": { "type": "string" },
-                "gpu_hours": { "type": "number" },
-                "dollars": { "type": "number", "description": "GPU-hours × price, over SKUs with a price." },
-                "dollars_per_gpu_hour": { "type": ["number", "null"] },
-                "tokens": { "type": ["number", "null"], "description": "Input + output tokens of the same group (RequestLifecycle)." },
-                "dollars_per_token": { "type": ["number", "null"] },
-                "by_sku": { "type": "object", "additionalProperties": { "type": "object", "properties": {
-                    "gpu_hours": { "type": "number" },
-                    "price_per_gpu_hour": { "type": ["number", "null"] },
-                    "price_source": { "type": ["string", "null"], "enum": ["pricing", "reported", "mixed", null],
-                        "description": "pricing: the cluster's spec.signals.cost.pricing; reported: the price gauge the cluster sent; mixed: clusters with different prices merged." },
-                    "dollars": { "type": ["number", "null"] } } } } }
-        },
-        "ReliabilityGroup": {
-            "type": "object", "required": ["failures", "failures_by_sku", "failures_by_cause"],
-            "properties": {
-                "cluster": { "type": "string" }, "model": { "type": "string" },
-                "failures": { "type": "number" },
-                "failures_by_sku": { "type": "object", "additionalProperties": { "type": "number" } },
-                "failures_by_cause": { "type": "object", "additionalProperties": { "type": "number" } },
-                "failures_by_sku_and_cause": { "type": "array", "items": { "type": "object", "properties": {
-                    "sku": { "type": "string" }, "cause": { "type": "string" }, "count": { "type": "number" } } } } }
-        },
-        "SignalsResponse": {
-            "type": "object", "required": ["kind", "tenant", "window", "groupBy", "groups"],
-            "properties": {
-                "kind": { "type": "string", "enum": kinds() },
-                "tenant": { "type": "string" },
-                "window": { "$ref": "#/components/schemas/Window" },
-                "groupBy": { "type": "array", "items": { "type": "string", "enum": ["cluster", "model"] } },
-                "groups": { "type": "array", "items": { "oneOf": [
-                    { "$ref": "#/components/schemas/RequestLifecycleGroup" },
-                    { "$ref": "#/components/schemas/PrefixHashGroup" },
-                    { "$ref": "#/components/schemas/CapacityGroup" },
-                    { "$ref": "#/components/schemas/ColdStartGroup" },
-                    { "$ref": "#/components/schemas/CostGroup" },
-                    { "$ref": "#/components/schemas/ReliabilityGroup" } ] } } }
-        },
-        "CompareResponse": {
-            "type": "object", "required": ["kind", "field", "quantile", "window", "fleet_median", "clusters"],
-            "properties": {
-                "kind": { "type": "string", "enum": kinds() },
-                "field": { "type": "string" },
-                "quantile": { "type": "number" },
-                "window": { "$ref": "#/components/schemas/Window" },
-                "fleet_median": { "type": ["number", "null"], "description": "Median of the per-cluster values." },
-                "clusters": { "type": "array", "items": { "type": "object",
-                    "required": ["cluster", "count", "value", "ratio_to_fleet_median"],
-                    "properties": {
-                        "cluster": { "type": "string" },
-                        "count": { "type": "integer" },
-                        "value": { "type": ["number", "null"] },
-                        "ratio_to_fleet_median": { "type": ["number", "null"] } } } } }
-        }
-    })
-}
-
 fn signals_example() -> Value {
     json!({
         "kind": "RequestLifecycle", "tenant": "team-a",
@@ -224,6 +96,17 @@ fn signals_example() -> Value {
 }
 
 pub fn document() -> Value {
+    let mut generator = generator();
+    let error = schema::<ErrorResponse>(&mut generator);
+    debug_assert_eq!(
+        error["$ref"], ERROR_SCHEMA,
+        "error responses refer to it by name"
+    );
+    let signals = schema::<SignalsResponse>(&mut generator);
+    let compare = schema::<CompareResponse>(&mut generator);
+    let health = schema::<Health>(&mut generator);
+    let readiness = schema::<Readiness>(&mut generator);
+    let scheduler = scheduler_paths(&mut generator);
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -251,7 +134,7 @@ pub fn document() -> Value {
                 ],
                 "responses": {
                     "200": { "description": "Grouped signals", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/SignalsResponse" },
+                        "schema": signals,
                         "example": signals_example() } } },
                     "400": error_response("A parameter is invalid; the message names it.",
                         "parameter \"window\": \"5x\" is not a duration; use a whole number and one of s, m, h, d (e.g. 30s, 5m, 1h, 7d)"),
@@ -275,7 +158,7 @@ pub fn document() -> Value {
                 ],
                 "responses": {
                     "200": { "description": "Per-cluster values", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/CompareResponse" },
+                        "schema": compare,
                         "example": {
                             "kind": "RequestLifecycle", "field": "ttft_seconds", "quantile": 0.99,
                             "window": { "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:05:00Z",
@@ -297,17 +180,17 @@ pub fn document() -> Value {
             "/healthz": { "get": {
                 "operationId": "getHealth", "summary": "Liveness: the process serves HTTP",
                 "responses": { "200": { "description": "Alive", "content": { "application/json": {
-                    "schema": { "type": "object", "properties": { "status": { "const": "ok" } } },
+                    "schema": health,
                     "example": { "status": "ok" } } } } }
             } },
             "/readyz": { "get": {
                 "operationId": "getReadiness", "summary": "Readiness: the sketch store accepts writes",
                 "responses": {
                     "200": { "description": "Ready", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/Readiness" },
+                        "schema": readiness,
                         "example": { "status": "ready", "store": { "ready": true, "detail": "embedded in-memory store", "series": 42 } } } } },
                     "503": { "description": "Not ready", "content": { "application/json": {
-                        "schema": { "$ref": "#/components/schemas/Readiness" } } } }
+                        "schema": readiness } } }
                 }
             } },
             "/metrics": { "get": {
@@ -318,26 +201,10 @@ pub fn document() -> Value {
                         "example": "modelplane_signal_ttft_seconds{tenant=\"team-a\",cluster=\"us-east-1\",model=\"llama-3.1-8b\",quantile=\"0.99\"} 1.12\n" } } } }
             } }
         },
-        "components": { "schemas": {
-            "Readiness": {
-                "type": "object", "required": ["status", "store"],
-                "properties": {
-                    "status": { "type": "string", "enum": ["ready", "not_ready"] },
-                    "store": { "type": "object", "properties": {
-                        "ready": { "type": "boolean" }, "detail": { "type": "string" },
-                        "series": { "type": ["integer", "null"] } } } }
-            }
-        } }
+        "components": { "schemas": generator.take_definitions(true) }
     });
-    if let (Some(target), Value::Object(extra)) = (
-        doc.pointer_mut("/components/schemas")
-            .and_then(Value::as_object_mut),
-        schemas(),
-    ) {
-        target.extend(extra);
-    }
     if let Some(paths) = doc.pointer_mut("/paths").and_then(Value::as_object_mut) {
-        paths.extend(scheduler_paths());
+        paths.extend(scheduler);
     }
     doc["components"]["securitySchemes"] = json!({
         "bearer": { "type": "http", "scheme": "bearer",
@@ -384,6 +251,7 @@ fn operator_get(
     summary: &str,
     description: &str,
     parameters: Vec<Value>,
+    schema: Value,
     example: Value,
 ) -> Value {
     json!({ "get": {
@@ -391,7 +259,7 @@ fn operator_get(
         "parameters": parameters,
         "responses": {
             "200": { "description": summary, "content": { "application/json": {
-                "schema": { "type": "object" }, "example": example } } },
+                "schema": schema, "example": example } } },
             "400": error_response("A parameter is invalid; the message names it.",
                 "parameter \"model\": required"),
             "401": coded_error_response("Missing or unknown bearer token.", "unauthenticated",
@@ -405,7 +273,7 @@ fn operator_get(
 const FLEET_NOTE: &str = "Operator token only. Only fleet-visible series count: those of ModelServices \
     with observability.metrics.scope Fleet, or of clusters whose privacy.scope is Fleet.";
 
-fn scheduler_paths() -> serde_json::Map<String, Value> {
+fn scheduler_paths(generator: &mut SchemaGenerator) -> serde_json::Map<String, Value> {
     let model = |required: bool| {
         json!({ "name": "model", "in": "query", "required": required,
         "schema": { "type": "string" }, "example": "llama-3.1-8b" })
@@ -420,6 +288,7 @@ fn scheduler_paths() -> serde_json::Map<String, Value> {
         vec![window_param(), to_param(),
              query_param("cluster", "Only this cluster.", json!({ "type": "string" }), json!("us-east-1")),
              query_param("sku", "Only this GPU SKU.", json!({ "type": "string" }), json!("H100"))],
+        schema::<CapacityResponse>(generator),
         json!({ "window": window_example(), "clusters": [
             { "cluster": "us-east-1",
               "skus": [{ "sku": "H100", "gpus": 16.0, "allocated": 12.0, "free": 4.0, "utilization": 0.71,
@@ -435,6 +304,7 @@ fn scheduler_paths() -> serde_json::Map<String, Value> {
         vec![model(true), window_param(), to_param(),
              query_param("top", "How many top hashes per cluster and shared per pair (1-100).",
                  json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 }), json!(10))],
+        schema::<PrefixOverlapResponse>(generator),
         json!({ "model": "llama-3.1-8b", "window": window_example(),
                 "fleet": { "distinct": 1500.0, "occurrences": 4200 },
                 "clusters": [
@@ -454,6 +324,7 @@ fn scheduler_paths() -> serde_json::Map<String, Value> {
                   request rate and TTFT p99 over the window, free GPUs, and cost: GPU-hours × price, \
                   $/GPU-hour and $/token (dollars / input+output tokens). {FLEET_NOTE}"),
         vec![model(false), window_param(), to_param()],
+        schema::<OverflowResponse>(generator),
         json!({ "model": "llama-3.1-8b", "window": window_example(), "clusters": [
             { "cluster": "us-east-1", "queue_depth": 42.0, "running_requests": 64.0,
               "requests_per_second": 12.5, "ttft_p99_seconds": 1.9, "free_gpus": 0.0,

@@ -7,11 +7,15 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Query, State};
-use serde_json::{Value as Json_, json};
 
+use crate::api::model::{
+    CapacityResponse, ClusterCapacity, ClusterOverflow, ClusterPair, ClusterPrefixes, GpuTotals,
+    OverflowResponse, PrefixCount, PrefixHash, PrefixOverlapResponse, PrefixTotals, SharedPrefix,
+    SkuCapacity as SkuCapacityAnswer,
+};
 use crate::api::params::{Params, TimeRange};
 use crate::api::tenant::merge_groups;
-use crate::api::{ApiError, ApiState, window_json};
+use crate::api::{ApiError, ApiState, window};
 use crate::query::cost::{CostBreakdown, price_of, reported_prices};
 use crate::query::readout;
 use crate::query::readout::total_of;
@@ -100,42 +104,47 @@ fn reported_by_cluster(
         .collect())
 }
 
-fn capacity_json(
+fn cluster_capacity(
     state: &ApiState,
     cluster: &str,
     skus: &BTreeMap<String, SkuCapacity>,
     reported: &BTreeMap<String, f64>,
-) -> Json_ {
+) -> ClusterCapacity {
     let (mut gpus, mut allocated) = (0.0, 0.0);
-    let rows: Vec<Json_> = skus
+    let rows = skus
         .iter()
         .map(|(sku, c)| {
             gpus += c.gpus;
             allocated += c.allocated;
             let price = price_of(state.prices.as_ref(), cluster, sku, reported);
-            json!({
-                "sku": sku,
-                "gpus": c.gpus,
-                "allocated": c.allocated,
-                "free": (c.gpus - c.allocated).max(0.0),
-                "utilization": (c.utilization_gpus > 0.0).then(|| c.weighted_utilization / c.utilization_gpus),
-                "price_per_gpu_hour": price.map(|p| p.0),
-                "price_source": price.map(|p| p.1.as_str()),
-            })
+            SkuCapacityAnswer {
+                sku: sku.clone(),
+                gpus: c.gpus,
+                allocated: c.allocated,
+                free: (c.gpus - c.allocated).max(0.0),
+                utilization: (c.utilization_gpus > 0.0)
+                    .then(|| c.weighted_utilization / c.utilization_gpus),
+                price_per_gpu_hour: price.map(|p| p.0),
+                price_source: price.map(|p| p.1),
+            }
         })
         .collect();
-    json!({
-        "cluster": cluster,
-        "skus": rows,
-        "total": {"gpus": gpus, "allocated": allocated, "free": (gpus - allocated).max(0.0)},
-    })
+    ClusterCapacity {
+        cluster: cluster.to_string(),
+        skus: rows,
+        total: GpuTotals {
+            gpus,
+            allocated,
+            free: (gpus - allocated).max(0.0),
+        },
+    }
 }
 
 /// `GET /v1/scheduler/capacity`
 pub async fn capacity(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<CapacityResponse>, ApiError> {
     let params = Params::new(raw, &["window", "to", "cluster", "sku"])?;
     let range = params.time_range((state.clock)(), state.store.retention_secs())?;
     let cluster = params.identity("cluster")?;
@@ -144,7 +153,7 @@ pub async fn capacity(
     let reported =
         reported_by_cluster(fleet_series(&state, SignalKind::Cost, range, None, cluster).await?)?;
     let empty = BTreeMap::new();
-    let clusters: Vec<Json_> = capacity_by_cluster(&series)
+    let clusters = capacity_by_cluster(&series)
         .into_iter()
         .map(|(cluster, mut skus)| {
             if let Some(only) = &sku {
@@ -154,7 +163,7 @@ pub async fn capacity(
         })
         .filter(|(_, skus)| !skus.is_empty())
         .map(|(cluster, skus)| {
-            capacity_json(
+            cluster_capacity(
                 &state,
                 &cluster,
                 &skus,
@@ -162,16 +171,17 @@ pub async fn capacity(
             )
         })
         .collect();
-    Ok(Json(
-        json!({ "window": window_json(range), "clusters": clusters }),
-    ))
+    Ok(Json(CapacityResponse {
+        window: window(range),
+        clusters,
+    }))
 }
 
 /// `GET /v1/scheduler/prefix-overlap`
 pub async fn prefix_overlap(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<PrefixOverlapResponse>, ApiError> {
     let params = Params::new(raw, &["model", "window", "to", "top"])?;
     let model = params.required("model")?;
     crate::api::params::validate_identity("model", model)?;
@@ -204,50 +214,65 @@ pub async fn prefix_overlap(
         .filter_map(|(cluster, s)| Some((cluster, s.field(&key)?.as_prefix()?)))
         .collect();
     let mut fleet = crate::sketch::PrefixSketch::default();
-    let clusters: Vec<Json_> = sketches
+    let clusters = sketches
         .iter()
         .map(|(cluster, sketch)| {
             fleet.merge(sketch);
-            json!({
-                "cluster": cluster,
-                "distinct": sketch.distinct().round(),
-                "occurrences": sketch.total(),
-                "top": sketch.top(top).into_iter()
-                    .map(|h| json!({"hash": format!("{:016x}", h.hash), "count": h.count}))
-                    .collect::<Vec<_>>(),
-            })
+            ClusterPrefixes {
+                cluster: cluster.to_string(),
+                distinct: sketch.distinct().round(),
+                occurrences: sketch.total(),
+                top: sketch
+                    .top(top)
+                    .into_iter()
+                    .map(|h| PrefixCount {
+                        hash: PrefixHash::of(h.hash),
+                        count: h.count,
+                    })
+                    .collect(),
+            }
         })
         .collect();
     let mut pairs = Vec::new();
     for (i, (a, sketch_a)) in sketches.iter().enumerate() {
         for (b, sketch_b) in &sketches[i + 1..] {
             let overlap = sketch_a.overlap(sketch_b, top);
-            pairs.push(json!({
-                "clusters": [a, b],
-                "distinct_union": overlap.distinct_union.round(),
-                "distinct_intersection": overlap.distinct_intersection.round(),
-                "jaccard": overlap.jaccard,
-                "shared_top": overlap.shared_top.iter().map(|h| json!({
-                    "hash": format!("{:016x}", h.hash),
-                    "counts": {a.as_str(): h.count_self, b.as_str(): h.count_other},
-                })).collect::<Vec<_>>(),
-            }));
+            pairs.push(ClusterPair {
+                clusters: [a.to_string(), b.to_string()],
+                distinct_union: overlap.distinct_union.round(),
+                distinct_intersection: overlap.distinct_intersection.round(),
+                jaccard: overlap.jaccard,
+                shared_top: overlap
+                    .shared_top
+                    .iter()
+                    .map(|h| SharedPrefix {
+                        hash: PrefixHash::of(h.hash),
+                        counts: BTreeMap::from([
+                            (a.to_string(), h.count_self),
+                            (b.to_string(), h.count_other),
+                        ]),
+                    })
+                    .collect(),
+            });
         }
     }
-    Ok(Json(json!({
-        "model": model,
-        "window": window_json(range),
-        "fleet": {"distinct": fleet.distinct().round(), "occurrences": fleet.total()},
-        "clusters": clusters,
-        "pairs": pairs,
-    })))
+    Ok(Json(PrefixOverlapResponse {
+        model: model.to_string(),
+        window: window(range),
+        fleet: PrefixTotals {
+            distinct: fleet.distinct().round(),
+            occurrences: fleet.total(),
+        },
+        clusters,
+        pairs,
+    }))
 }
 
 /// `GET /v1/scheduler/overflow`
 pub async fn overflow(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<OverflowResponse>, ApiError> {
     let params = Params::new(raw, &["model", "window", "to"])?;
     let model = params.identity("model")?;
     let range = params.time_range((state.clock)(), state.store.retention_secs())?;
@@ -277,7 +302,7 @@ pub async fn overflow(
     let mut names: Vec<&String> = lifecycle.keys().chain(costs.keys()).collect();
     names.sort();
     names.dedup();
-    let clusters: Vec<Json_> = names
+    let clusters = names
         .into_iter()
         .map(|cluster| {
             let sketch = lifecycle.get(cluster);
@@ -295,24 +320,24 @@ pub async fn overflow(
             let ttft_p99 = sketch
                 .and_then(|s| s.field(&FieldKey::plain(Field::TtftSeconds)))
                 .and_then(|f| readout::quantile(f, 0.99));
-            json!({
-                "cluster": cluster,
-                "queue_depth": queue_depth,
-                "running_requests": running,
-                "requests_per_second": total(Field::Requests) / window_secs,
-                "ttft_p99_seconds": ttft_p99,
-                "free_gpus": free,
-                "gpu_hours": cost.gpu_hours(),
-                "dollars": cost.dollars(),
-                "dollars_per_gpu_hour": cost.dollars_per_gpu_hour(),
-                "tokens": tokens,
-                "dollars_per_token": cost.dollars_per_token(tokens),
-            })
+            ClusterOverflow {
+                cluster: cluster.clone(),
+                queue_depth,
+                running_requests: running,
+                requests_per_second: total(Field::Requests) / window_secs,
+                ttft_p99_seconds: ttft_p99,
+                free_gpus: free,
+                gpu_hours: cost.gpu_hours(),
+                dollars: cost.dollars(),
+                dollars_per_gpu_hour: cost.dollars_per_gpu_hour(),
+                tokens,
+                dollars_per_token: cost.dollars_per_token(tokens),
+            }
         })
         .collect();
-    Ok(Json(json!({
-        "model": model,
-        "window": window_json(range),
-        "clusters": clusters,
-    })))
+    Ok(Json(OverflowResponse {
+        model,
+        window: window(range),
+        clusters,
+    }))
 }

@@ -4,11 +4,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use serde_json::{Value as Json_, json};
 
-use crate::api::params::{GroupBy, Params, TimeRange, parse_kind, validate_identity};
+use crate::api::model::{Group, GroupDimension, KindName, SignalsResponse};
+use crate::api::params::{GroupBy, Params, parse_kind, validate_identity};
 use crate::api::signals::{self, Companion};
-use crate::api::{ApiError, ApiState, window_json};
+use crate::api::{ApiError, ApiState, window};
 use crate::query::cost::CostBreakdown;
 use crate::query::readout;
 use crate::signal::{Field, SeriesKey, SignalKind};
@@ -24,7 +24,7 @@ pub async fn signals(
     State(state): State<ApiState>,
     Path((tenant, kind)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<SignalsResponse>, ApiError> {
     validate_identity("tenant", &tenant)?;
     let kind = parse_kind("kind", &kind)?;
     let params = Params::new(raw, PARAMETERS)?;
@@ -53,7 +53,7 @@ pub async fn signals(
         (None, None)
     };
     let window_secs = range.to_unix_secs - range.from_unix_secs;
-    let rendered: Vec<Json_> = groups
+    let rendered: Vec<Group> = groups
         .iter()
         .map(|(group, sketch)| {
             let companion = Companion {
@@ -65,41 +65,31 @@ pub async fn signals(
                 }),
                 cost: costs.as_ref().and_then(|c| c.get(group).cloned()),
             };
-            let mut body = serde_json::Map::new();
-            if let Some(cluster) = &group.0 {
-                body.insert("cluster".into(), json!(cluster));
+            Group {
+                cluster: group.0.clone(),
+                model: group.1.clone(),
+                signals: signals::render_group(kind, sketch, window_secs, companion),
             }
-            if let Some(model) = &group.1 {
-                body.insert("model".into(), json!(model));
-            }
-            body.extend(signals::render_group(kind, sketch, window_secs, companion));
-            Json_::Object(body)
         })
         .collect();
-    Ok(Json(response(kind, &tenant, range, group_by, rendered)))
+    Ok(Json(SignalsResponse {
+        kind: KindName(kind.as_str()),
+        tenant,
+        window: window(range),
+        group_by: dimensions(group_by),
+        groups: rendered,
+    }))
 }
 
-fn response(
-    kind: SignalKind,
-    tenant: &str,
-    range: TimeRange,
-    group_by: GroupBy,
-    groups: Vec<Json_>,
-) -> Json_ {
+fn dimensions(group_by: GroupBy) -> Vec<GroupDimension> {
     let mut by = Vec::new();
     if group_by.cluster {
-        by.push("cluster");
+        by.push(GroupDimension::Cluster);
     }
     if group_by.model {
-        by.push("model");
+        by.push(GroupDimension::Model);
     }
-    json!({
-        "kind": kind.as_str(),
-        "tenant": tenant,
-        "window": window_json(range),
-        "groupBy": by,
-        "groups": groups,
-    })
+    by
 }
 
 /// Runs `query` and merges the series of each group into one sketch (merging

@@ -7,8 +7,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value as Json, json};
-
 use crate::query::readout;
 use crate::signal::{DIM_SKU, Field};
 use crate::sketch::SeriesSketch;
@@ -28,7 +26,8 @@ impl PriceBook for NoPrices {
 }
 
 /// Where a price came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum PriceSource {
     /// `spec.signals.cost.pricing` of the cluster.
     Pricing,
@@ -48,12 +47,12 @@ impl PriceSource {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 pub struct SkuCost {
     pub gpu_hours: f64,
     pub price_per_gpu_hour: Option<f64>,
     pub price_source: Option<PriceSource>,
-    /// Dollars for the priced GPU-hours (None when no price is known).
+    /// Dollars for the priced GPU-hours; null when no price is known.
     pub dollars: Option<f64>,
 }
 
@@ -176,39 +175,6 @@ impl CostBreakdown {
 
     pub fn dollars_per_token(&self, tokens: f64) -> Option<f64> {
         (self.is_priced() && tokens > 0.0).then(|| self.dollars() / tokens)
-    }
-
-    /// The Cost group fields of the query API (`docs/api.md`).
-    pub fn to_json(&self, tokens: Option<f64>) -> Map<String, Json> {
-        let by_sku: Map<String, Json> = self
-            .by_sku
-            .iter()
-            .map(|(sku, c)| {
-                (
-                    sku.clone(),
-                    json!({
-                        "gpu_hours": c.gpu_hours,
-                        "price_per_gpu_hour": c.price_per_gpu_hour,
-                        "price_source": c.price_source.map(PriceSource::as_str),
-                        "dollars": c.dollars,
-                    }),
-                )
-            })
-            .collect();
-        let mut out = Map::new();
-        out.insert("gpu_hours".into(), json!(self.gpu_hours()));
-        out.insert("dollars".into(), json!(self.dollars()));
-        out.insert(
-            "dollars_per_gpu_hour".into(),
-            json!(self.dollars_per_gpu_hour()),
-        );
-        out.insert("tokens".into(), json!(tokens));
-        out.insert(
-            "dollars_per_token".into(),
-            json!(tokens.and_then(|t| self.dollars_per_token(t))),
-        );
-        out.insert("by_sku".into(), Json::Object(by_sku));
-        out
     }
 }
 

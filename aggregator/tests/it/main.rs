@@ -4,6 +4,7 @@
 
 mod agent_capture;
 mod api;
+mod app;
 mod architecture;
 mod auth;
 mod directory;

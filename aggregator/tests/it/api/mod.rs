@@ -1,4 +1,5 @@
 mod auth;
+mod contract;
 mod fleet;
 mod ops;
 mod scheduler;
