@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::ingest::{Behaviour, RecordingSink, Running, start_grpc};
+use crate::support::ingest::{Behaviour, OneToken, RecordingSink, Running, start_grpc};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -13,7 +13,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use otlp_test_kit::rich::{rich_metrics, rich_traces};
 use otlp_test_kit::{metrics_request, string_kv};
-use signal_aggregator::ingest::{Authenticator, IngestConfig};
+use signal_aggregator::ingest::IngestConfig;
 use signal_aggregator::signal::Origin;
 use tonic::Code;
 use tonic::codec::CompressionEncoding;
@@ -319,21 +319,6 @@ async fn undecodable_protobuf_is_invalid_argument() {
     );
     assert_eq!(running.rejected("traces", "invalid_data"), 1);
     assert_eq!(sink.entered(), 0);
-}
-
-/// Accepts `Bearer good` as cluster `c1`.
-struct OneToken;
-
-impl Authenticator for OneToken {
-    fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Origin, String> {
-        match authorization {
-            Some(b"Bearer good") => Ok(Origin {
-                authenticated_cluster: Some("c1".into()),
-            }),
-            Some(_) => Err("ingest token not recognised".into()),
-            None => Err("missing authorization: Bearer <ingest token>".into()),
-        }
-    }
 }
 
 #[tokio::test]

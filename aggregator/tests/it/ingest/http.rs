@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::support::ingest::{Behaviour, RecordingSink, Running, gzip_of_zeros, start_http};
+use crate::support::ingest::{
+    Behaviour, OneToken, RecordingSink, Running, gzip_of_zeros, start_http,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use otlp_test_kit::gzip;
@@ -13,8 +15,7 @@ use prost::Message;
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE};
 use serde_json::{Value, json};
-use signal_aggregator::ingest::{Authenticator, IngestConfig};
-use signal_aggregator::signal::Origin;
+use signal_aggregator::ingest::IngestConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PROTOBUF: &str = "application/x-protobuf";
@@ -488,19 +489,6 @@ async fn shedding_is_503_with_retry_after() {
             .collect::<Vec<_>>(),
         vec![(("traces", "in_flight_limit"), 1)]
     );
-}
-
-struct OneToken;
-
-impl Authenticator for OneToken {
-    fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Origin, String> {
-        match authorization {
-            Some(b"Bearer good") => Ok(Origin {
-                authenticated_cluster: Some("c1".into()),
-            }),
-            _ => Err("send authorization: Bearer <ingest token>".into()),
-        }
-    }
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use signal_aggregator::ingest::{IngestConfig, http_router, serve_grpc};
+use signal_aggregator::ingest::{Authenticator, IngestConfig, http_router, serve_grpc};
 use signal_aggregator::pipeline::{ExportError, ExportOutcome, ExportSink};
 use signal_aggregator::signal::Origin;
 use signal_aggregator::telemetry::SelfMetrics;
@@ -202,4 +202,19 @@ pub fn gzip_of_zeros(inflated: usize) -> Vec<u8> {
         left -= n;
     }
     encoder.finish().unwrap()
+}
+
+/// Accepts `Bearer good` as cluster `c1`.
+pub struct OneToken;
+
+impl Authenticator for OneToken {
+    fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Origin, String> {
+        match authorization {
+            Some(b"Bearer good") => Ok(Origin {
+                authenticated_cluster: Some("c1".into()),
+            }),
+            Some(_) => Err("ingest token not recognised".into()),
+            None => Err("missing authorization: Bearer <ingest token>".into()),
+        }
+    }
 }
