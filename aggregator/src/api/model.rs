@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::query::cost::PriceSource;
 pub use crate::query::cost::SkuCost;
+pub use crate::query::readout::GaugeReading as Gauge;
 
 /// The time range an answer covers: `[from, to)`.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -34,16 +35,6 @@ pub struct Distribution {
     pub p50: Option<f64>,
     pub p90: Option<f64>,
     pub p99: Option<f64>,
-}
-
-/// Readings of a gauge over the window (null when none was reported).
-#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
-pub struct Gauge {
-    /// Most recent report (of any merged series).
-    pub last: f64,
-    pub min: f64,
-    pub max: f64,
-    pub mean: f64,
 }
 
 /// `GET /v1/tenants/{tenant}/signals/{kind}`.

@@ -10,9 +10,7 @@ use super::model::{
     SkuCauseCount, SkuGauges,
 };
 use crate::query::cost::{CostBreakdown, NoPrices};
-use crate::query::readout::{
-    self, GaugeReading, by_dim, plain, total_all_dims, total_of, totals_by_dim,
-};
+use crate::query::readout::{self, by_dim, plain, total_all_dims, total_of, totals_by_dim};
 use crate::signal::{
     DIM_CAUSE, DIM_PHASE, DIM_REASON, DIM_SKU, DIM_TIER, Field, FieldKey, SignalKind,
 };
@@ -59,8 +57,7 @@ pub fn render_group(
 }
 
 pub fn distribution(field: Option<&FieldSketch>) -> Distribution {
-    let [p50, p90, p99] =
-        readout::REPORTED_QUANTILES.map(|(_, q)| field.and_then(|f| readout::quantile(f, q)));
+    let [p50, p90, p99] = field.map_or([None; 3], readout::reported_quantiles);
     Distribution {
         count: field.and_then(readout::count).unwrap_or(0),
         p50,
@@ -69,17 +66,8 @@ pub fn distribution(field: Option<&FieldSketch>) -> Distribution {
     }
 }
 
-fn gauge(reading: Option<GaugeReading>) -> Option<Gauge> {
-    reading.map(|g| Gauge {
-        last: g.last,
-        min: g.min,
-        max: g.max,
-        mean: g.mean,
-    })
-}
-
 fn gauge_of(sketch: &SeriesSketch, key: &FieldKey) -> Option<Gauge> {
-    gauge(sketch.field(key).and_then(readout::gauge))
+    sketch.field(key).and_then(readout::gauge)
 }
 
 fn ratio(numerator: f64, denominator: f64) -> Option<f64> {
@@ -127,9 +115,8 @@ fn prefix_hash(sketch: &SeriesSketch) -> PrefixHashGroup {
 
 fn capacity(sketch: &SeriesSketch) -> CapacityGroup {
     let mut gpus_by_sku: BTreeMap<String, SkuGauges> = BTreeMap::new();
-    let first_gauge = |keys: &[(&FieldKey, &FieldSketch)]| {
-        gauge(keys.first().and_then(|(_, f)| readout::gauge(f)))
-    };
+    let first_gauge =
+        |keys: &[(&FieldKey, &FieldSketch)]| keys.first().and_then(|(_, f)| readout::gauge(f));
     for field in [Field::Gpus, Field::GpusAllocated, Field::GpuUtilization] {
         for (sku, keys) in by_dim(sketch, field, DIM_SKU) {
             let reading = Some(first_gauge(&keys));

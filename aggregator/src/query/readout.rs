@@ -9,10 +9,13 @@ use crate::sketch::{FieldSketch, SeriesSketch};
 /// The quantiles every distribution reports.
 pub const REPORTED_QUANTILES: [(&str, f64); 3] = [("p50", 0.5), ("p90", 0.9), ("p99", 0.99)];
 
-/// A gauge's readings over the queried range. Merged across series, `last` is
-/// the most recent report of any of them.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Readings of a gauge over the queried window (null when none was
+/// reported). Merged across series, `last` is the most recent report of any
+/// of them.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Gauge")]
 pub struct GaugeReading {
+    /// Most recent report (of any merged series).
     pub last: f64,
     pub min: f64,
     pub max: f64,
@@ -27,6 +30,11 @@ pub fn count(field: &FieldSketch) -> Option<u64> {
 /// The value at quantile `q` of a distribution.
 pub fn quantile(field: &FieldSketch, q: f64) -> Option<f64> {
     field.as_distribution()?.quantile(q)
+}
+
+/// The [`REPORTED_QUANTILES`] of a distribution, in that order.
+pub fn reported_quantiles(field: &FieldSketch) -> [Option<f64>; 3] {
+    REPORTED_QUANTILES.map(|(_, q)| quantile(field, q))
 }
 
 /// A counter's increase over the range, or the sum of a distribution's samples.

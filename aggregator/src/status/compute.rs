@@ -11,7 +11,7 @@ use crate::directory::{ClusterEntry, Directory, ServiceEntry};
 use crate::pipeline::activity::ClusterActivity;
 use crate::query::cost::cost_of_clusters;
 use crate::query::readout;
-use crate::query::readout::{REPORTED_QUANTILES, total_of};
+use crate::query::readout::total_of;
 use crate::signal::{Field, FieldKey, SeriesKey, SignalKind};
 use crate::sketch::SeriesSketch;
 use crate::store::{SketchStore, StoreError, StoreQuery};
@@ -195,7 +195,7 @@ fn merged<'a>(sketches: impl Iterator<Item = &'a SeriesSketch>) -> SeriesSketch 
 
 fn latency(sketch: &SeriesSketch, field: Field) -> Option<LatencyQuantiles> {
     let field = sketch.field(&FieldKey::plain(field))?;
-    let [p50, p90, p99] = REPORTED_QUANTILES.map(|(_, q)| readout::quantile(field, q));
+    let [p50, p90, p99] = readout::reported_quantiles(field);
     Some(LatencyQuantiles {
         p50: p50?,
         p90: p90?,

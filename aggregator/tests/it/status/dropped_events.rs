@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::support::status::{FakeApiServer, IC, RecordedPatch, watched_directory, writer_config};
+use crate::support::status::{
+    FakeApiServer, IC, cluster_signals_written, watched_directory, writer_config,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -141,25 +143,11 @@ impl Aggregator {
 
     /// `droppedEvents` of each InferenceCluster written in one pass at `at`.
     async fn dropped_events_written_at(&mut self, at: u64) -> Vec<(String, Value)> {
-        self.writer.reconcile_once(at).await;
-        assert!(
-            self.server.violations().is_empty(),
-            "{:?}",
-            self.server.violations()
-        );
-        let mut written: Vec<(String, Value)> = self
-            .server
-            .take_patches()
-            .iter()
-            .map(|patch: &RecordedPatch| {
-                (
-                    patch.body["metadata"]["name"].as_str().unwrap().to_string(),
-                    patch.body["status"]["signals"]["droppedEvents"].clone(),
-                )
-            })
-            .collect();
-        written.sort_by(|a, b| a.0.cmp(&b.0));
-        written
+        cluster_signals_written(&mut self.writer, &self.server, at)
+            .await
+            .into_iter()
+            .map(|(cluster, signals)| (cluster, signals["droppedEvents"].clone()))
+            .collect()
     }
 
     /// Items counted on `/metrics` for a reason (both signals).

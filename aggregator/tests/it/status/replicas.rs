@@ -10,7 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::redis::{RedisCluster, RedisNode, lifecycle, now_secs, series};
-use crate::support::status::{FakeApiServer, IC, eventually, watched_directory, writer_config};
+use crate::support::status::{
+    FakeApiServer, IC, cluster_signals_written, eventually, watched_directory, writer_config,
+};
 use serde_json::{Value, json};
 use signal_aggregator::clock::{Clock, rfc3339};
 use signal_aggregator::pipeline::activity::{
@@ -114,25 +116,7 @@ impl Replica {
 
     /// The `status.signals` each InferenceCluster got in one pass at `now`.
     async fn written(&mut self, now: u64) -> Vec<(String, Value)> {
-        self.writer.reconcile_once(now).await;
-        assert!(
-            self.server.violations().is_empty(),
-            "{:?}",
-            self.server.violations()
-        );
-        let mut written: Vec<(String, Value)> = self
-            .server
-            .take_patches()
-            .into_iter()
-            .map(|p| {
-                (
-                    p.body["metadata"]["name"].as_str().unwrap().to_string(),
-                    p.body["status"]["signals"].clone(),
-                )
-            })
-            .collect();
-        written.sort_by(|a, b| a.0.cmp(&b.0));
-        written
+        cluster_signals_written(&mut self.writer, &self.server, now).await
     }
 }
 

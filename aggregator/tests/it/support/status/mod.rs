@@ -486,6 +486,29 @@ pub async fn watched_directory(
     (directory, stop)
 }
 
+/// Runs one status pass at `now` and returns the `status.signals` each
+/// InferenceCluster got, by name; the server must have seen no violation.
+pub async fn cluster_signals_written(
+    writer: &mut signal_aggregator::status::StatusWriter,
+    server: &FakeApiServer,
+    now: u64,
+) -> Vec<(String, Value)> {
+    writer.reconcile_once(now).await;
+    assert!(server.violations().is_empty(), "{:?}", server.violations());
+    let mut written: Vec<(String, Value)> = server
+        .take_patches()
+        .into_iter()
+        .map(|patch| {
+            (
+                patch.body["metadata"]["name"].as_str().unwrap().to_string(),
+                patch.body["status"]["signals"].clone(),
+            )
+        })
+        .collect();
+    written.sort_by(|a, b| a.0.cmp(&b.0));
+    written
+}
+
 /// The status writer configured as the binary is with these flags.
 pub fn writer_config_from(flags: &[&str]) -> signal_aggregator::status::WriterConfig {
     use clap::Parser;
