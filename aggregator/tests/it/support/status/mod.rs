@@ -9,6 +9,10 @@
 //! Core v1 Secrets (the ingest token issuer's) are served by [`secrets`]:
 //! create, get, update with resourceVersion preconditions, list and watch
 //! with label selectors.
+//!
+//! Why a stand-in: the real kube-apiserver and etcd are not yet built by the
+//! peer builder (issue 11); README "What is tested for real" says what this
+//! leaves unexercised (field ownership, RBAC, garbage collection).
 mod secrets;
 pub use secrets::{RecordedRequest, SECRETS};
 
