@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::inference_cluster::{ObjectMeta, SecretKeySelector};
-use crate::schema::{HTTP_URL_PATTERN, SIGNAL_NAME_PATTERN};
+use crate::schema::{DNS_SUBDOMAIN_PATTERN, SIGNAL_NAME_PATTERN, TRACE_ENDPOINT_PATTERN};
 
 pub const MODEL_SERVICE_KIND: &str = "ModelService";
 
@@ -92,15 +92,18 @@ pub enum TraceProtocol {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!has(self.enabled) || !self.enabled || has(self.endpoint)",
-    "message": "endpoint is required when traces are enabled"
+    "rule": "!has(self.enabled) || !self.enabled || has(self.endpoint) || (has(self.preset) && !has(self.preset.phoenix))",
+    "message": "endpoint is required when traces are enabled (a Langfuse, LangSmith or Datadog preset has a default)"
 }]))]
 pub struct TracesSpec {
     #[serde(default)]
     pub enabled: bool,
     /// The tenant's OTLP endpoint, e.g. `https://cloud.langfuse.com/api/public/otel`.
+    /// For HTTP the exporter appends `/v1/traces`. No user-info or query
+    /// string: credentials belong in `headers` (from a Secret), and the URL is
+    /// written into the forwarder's ConfigMap.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 2048), pattern(HTTP_URL_PATTERN))]
+    #[schemars(length(max = 2048), pattern(TRACE_ENDPOINT_PATTERN))]
     pub endpoint: Option<String>,
     #[serde(default)]
     pub protocol: TraceProtocol,
@@ -116,6 +119,104 @@ pub struct TracesSpec {
     pub headers: BTreeMap<String, HeaderValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sampling: Option<TraceSampling>,
+    /// A known backend: its endpoint default, protocol and auth headers.
+    /// `headers` add to the preset's (a name both set is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset: Option<TracePreset>,
+}
+
+/// Exactly one known backend. Credentials only through Secrets in the
+/// service's namespace; they reach the forwarder as env vars.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "[has(self.langfuse), has(self.langSmith), has(self.phoenix), has(self.datadog)].exists_one(x, x)",
+    "message": "set exactly one of langfuse, langSmith, phoenix or datadog"
+}]))]
+pub struct TracePreset {
+    /// Langfuse (`/api/public/otel`, default `https://cloud.langfuse.com/api/public/otel`):
+    /// `Authorization: Basic` from the keys, `x-langfuse-ingestion-version: 4`; HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub langfuse: Option<LangfusePreset>,
+    /// LangSmith (default `https://api.smith.langchain.com/otel`): `x-api-key`,
+    /// optional `Langsmith-Project`; HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang_smith: Option<LangSmithPreset>,
+    /// Arize Phoenix (endpoint required, e.g. `http://phoenix:6006`):
+    /// `Authorization: Bearer` when an API key is given, the project as resource
+    /// attribute `openinference.project.name`; HTTP/protobuf only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phoenix: Option<PhoenixPreset>,
+    /// Datadog's OTLP traces intake (default `https://otlp.<site>`): `dd-api-key`; HTTP only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datadog: Option<DatadogPreset>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LangfusePreset {
+    /// A Secret key holding the Basic credential, base64 of
+    /// `<public key>:<secret key>` (`pk-lf-...:sk-lf-...`), e.g. from
+    /// `kubectl create secret generic langfuse --from-literal=auth=$(printf %s "$PK:$SK" | base64 -w0)`.
+    pub basic_auth: SecretKeySelector,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LangSmithPreset {
+    pub api_key: SecretKeySelector,
+    /// Sent as `Langsmith-Project`; LangSmith's default project otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), pattern(crate::schema::NON_BLANK_PATTERN))]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PhoenixPreset {
+    /// Needed when Phoenix runs with authentication on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<SecretKeySelector>,
+    /// Set as resource attribute `openinference.project.name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 256), pattern(crate::schema::NON_BLANK_PATTERN))]
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DatadogPreset {
+    pub api_key: SecretKeySelector,
+    /// The Datadog site, e.g. `datadoghq.eu` (default `datadoghq.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN_PATTERN))]
+    pub site: Option<String>,
+}
+
+impl TraceProtocol {
+    /// The name the spec uses.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TraceProtocol::HttpProtobuf => "http/protobuf",
+            TraceProtocol::HttpJson => "http/json",
+            TraceProtocol::Grpc => "grpc",
+        }
+    }
+}
+
+impl TracePreset {
+    /// The backend's name, as `status.observability.traces.backend` shows it.
+    pub fn backend(&self) -> &'static str {
+        if self.langfuse.is_some() {
+            "Langfuse"
+        } else if self.lang_smith.is_some() {
+            "LangSmith"
+        } else if self.phoenix.is_some() {
+            "Phoenix"
+        } else {
+            "Datadog"
+        }
+    }
 }
 
 /// A header value: a literal or a reference to a key of a Secret in the
@@ -165,6 +266,24 @@ pub struct ObservabilityStatus {
     /// Aggregated signals, written by the signal-aggregator.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<ServiceMetrics>,
+    /// The trace forwarder, written by function-signals when traces are enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesStatus>,
+}
+
+/// Where this service's spans go on the control plane, and whether that is up.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TracesStatus {
+    /// The forwarder's OTLP/gRPC address in the service's namespace
+    /// (`host:port`), where the signal-aggregator sends this service's spans.
+    pub address: String,
+    /// The forwarder Deployment's name.
+    pub forwarder: String,
+    /// True when the forwarder's Deployment is available.
+    pub ready: bool,
+    /// The backend the forwarder exports to: a preset name or `OTLP`.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -20,5 +20,9 @@ pub const NON_BLANK_PATTERN: &str = "\\S";
 pub const CURRENCY_PATTERN: &str = "^[A-Z]{3}$";
 /// An http:// or https:// URL without whitespace.
 pub const HTTP_URL_PATTERN: &str = "^https?://\\S+$";
+/// A trace backend URL: http(s), no whitespace, and no user-info, query or
+/// fragment (credentials there would be written into a ConfigMap, and the
+/// OTLP/HTTP exporter appends `/v1/traces` to the path).
+pub const TRACE_ENDPOINT_PATTERN: &str = "^https?://[^\\s/@?#]+(/[^\\s@?#]*)?$";
 /// PascalCase signal name.
 pub const SIGNAL_NAME_PATTERN: &str = "^[A-Z][A-Za-z0-9]{0,62}$";

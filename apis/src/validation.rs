@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use crate::inference_cluster::SignalsSpec;
+use crate::inference_cluster::{SecretKeySelector, SignalsSpec};
 use crate::model_service::ObservabilitySpec;
 
 /// One invalid field, named by its path from the object root.
@@ -278,24 +278,35 @@ impl ObservabilitySpec {
             }
         }
         if let Some(traces) = &self.traces {
-            if traces.enabled {
-                match &traces.endpoint {
-                    None => errors.push(
+            if traces.enabled && traces.endpoint.is_none() && !preset_has_default(traces) {
+                errors.push(
+                    "spec.observability.traces.endpoint",
+                    "is required when traces.enabled is true (a Langfuse, LangSmith or Datadog preset has a default)",
+                );
+            }
+            if let Some(endpoint) = &traces.endpoint
+                && !is_trace_endpoint(endpoint)
+            {
+                errors.push(
                         "spec.observability.traces.endpoint",
-                        "is required when traces.enabled is true",
-                    ),
-                    Some(endpoint) => {
-                        let scheme_ok =
-                            endpoint.starts_with("https://") || endpoint.starts_with("http://");
-                        if !scheme_ok || endpoint.contains(char::is_whitespace) {
-                            errors.push(
-                                "spec.observability.traces.endpoint",
-                                // Not quoted: a URL may carry credentials in its user-info or query.
-                                "must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel".to_string(),
-                            );
-                        }
-                    }
-                }
+                        // Not quoted: a URL may carry credentials in its user-info or query.
+                        "must be an http:// or https:// URL without user-info, query or fragment (credentials go in headers from a Secret), e.g. https://cloud.langfuse.com/api/public/otel".to_string(),
+                    );
+            }
+            if traces.protocol == crate::TraceProtocol::Grpc
+                && traces
+                    .endpoint
+                    .as_ref()
+                    .and_then(|e| e.split_once("://"))
+                    .is_some_and(|(_, rest)| rest.trim_end_matches('/').contains('/'))
+            {
+                errors.push(
+                    "spec.observability.traces.endpoint",
+                    "an OTLP/gRPC endpoint is scheme, host and port, without a path",
+                );
+            }
+            if let Some(preset) = &traces.preset {
+                check_preset(&mut errors, traces, preset);
             }
             if traces.headers.len() > MAX_LIST_ITEMS {
                 errors.push(
@@ -331,5 +342,144 @@ impl ObservabilitySpec {
             }
         }
         errors.into_result()
+    }
+}
+
+/// Whether `url` matches `schema::TRACE_ENDPOINT_PATTERN`.
+fn is_trace_endpoint(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let host_len = rest.find('/').unwrap_or(rest.len());
+    host_len > 0 && !rest.contains(|c: char| c.is_whitespace() || "@?#".contains(c))
+}
+
+fn preset_has_default(traces: &crate::TracesSpec) -> bool {
+    traces
+        .preset
+        .as_ref()
+        .is_some_and(|p| p.langfuse.is_some() || p.lang_smith.is_some() || p.datadog.is_some())
+}
+
+/// Header names a preset sets itself (lowercase).
+pub fn preset_header_names(preset: &crate::TracePreset) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if preset.langfuse.is_some() {
+        names.extend(["authorization", "x-langfuse-ingestion-version"]);
+    }
+    if let Some(smith) = &preset.lang_smith {
+        names.push("x-api-key");
+        if smith.project.is_some() {
+            names.push("langsmith-project");
+        }
+    }
+    if preset.phoenix.as_ref().is_some_and(|p| p.api_key.is_some()) {
+        names.push("authorization");
+    }
+    if preset.datadog.is_some() {
+        names.push("dd-api-key");
+    }
+    names
+}
+
+fn check_preset(errors: &mut FieldErrors, traces: &crate::TracesSpec, preset: &crate::TracePreset) {
+    use crate::TraceProtocol;
+    const PATH: &str = "spec.observability.traces.preset";
+    let set = [
+        preset.langfuse.is_some(),
+        preset.lang_smith.is_some(),
+        preset.phoenix.is_some(),
+        preset.datadog.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() != 1 {
+        errors.push(
+            PATH,
+            "set exactly one of langfuse, langSmith, phoenix or datadog",
+        );
+        return;
+    }
+    let (name, field, allowed): (&str, &str, &[TraceProtocol]) = if preset.langfuse.is_some() {
+        (
+            "Langfuse",
+            "langfuse",
+            &[TraceProtocol::HttpProtobuf, TraceProtocol::HttpJson],
+        )
+    } else if preset.lang_smith.is_some() {
+        (
+            "LangSmith",
+            "langSmith",
+            &[TraceProtocol::HttpProtobuf, TraceProtocol::HttpJson],
+        )
+    } else if preset.phoenix.is_some() {
+        ("Phoenix", "phoenix", &[TraceProtocol::HttpProtobuf])
+    } else {
+        (
+            "Datadog",
+            "datadog",
+            &[TraceProtocol::HttpProtobuf, TraceProtocol::HttpJson],
+        )
+    };
+    if !allowed.contains(&traces.protocol) {
+        let allowed: Vec<&str> = allowed.iter().map(|p| p.as_str()).collect();
+        errors.push(
+            "spec.observability.traces.protocol",
+            format!("{name} accepts {} only", allowed.join(" or ")),
+        );
+    }
+    let path = format!("{PATH}.{field}");
+    let mut secret = |sub: &str, selector: &SecretKeySelector| {
+        check_secret_ref(
+            errors,
+            &format!("{path}.{sub}"),
+            &selector.name,
+            &selector.key,
+        )
+    };
+    if let Some(langfuse) = &preset.langfuse {
+        secret("basicAuth", &langfuse.basic_auth);
+    }
+    if let Some(smith) = &preset.lang_smith {
+        secret("apiKey", &smith.api_key);
+    }
+    if let Some(phoenix) = &preset.phoenix
+        && let Some(key) = &phoenix.api_key
+    {
+        secret("apiKey", key);
+    }
+    if let Some(datadog) = &preset.datadog {
+        secret("apiKey", &datadog.api_key);
+        if let Some(site) = &datadog.site
+            && !is_dns_name(site)
+        {
+            errors.push(
+                format!("{path}.site"),
+                format!("{site:?} is not a DNS name"),
+            );
+        }
+    }
+    let project = preset
+        .lang_smith
+        .as_ref()
+        .and_then(|p| p.project.as_ref())
+        .or(preset.phoenix.as_ref().and_then(|p| p.project.as_ref()));
+    if let Some(project) = project
+        && (project.trim().is_empty() || project.len() > 256)
+    {
+        errors.push(
+            format!("{path}.project"),
+            "must be 1-256 characters, not all blank",
+        );
+    }
+    let taken = preset_header_names(preset);
+    for header in traces.headers.keys() {
+        if taken.contains(&header.to_ascii_lowercase().as_str()) {
+            errors.push(
+                format!("spec.observability.traces.headers[{header}]"),
+                format!("the {name} preset sets this header itself"),
+            );
+        }
     }
 }

@@ -408,6 +408,7 @@ fn every_cel_rule_compiles_and_holds_for_every_accepted_example() {
             "spec.observability.traces",
             "spec.observability.traces.headers",
             "spec.observability.traces.headers{}",
+            "spec.observability.traces.preset",
         ],
         "a CEL rule went missing or appeared"
     );
@@ -782,6 +783,52 @@ fn rejection_cases() -> Vec<Case> {
             rust: Field(
                 "spec.observability.traces.headers[Authorization].valueFrom.secretKeyRef.key",
             ),
+        },
+        Case {
+            name: "traces endpoint with user-info",
+            kind: MS,
+            spec: traces(json!({"endpoint": "https://pk:sk@cloud.langfuse.com/api/public/otel"})),
+            xrd: Schema,
+            rust: Field("spec.observability.traces.endpoint"),
+        },
+        Case {
+            name: "traces endpoint with a query",
+            kind: MS,
+            spec: traces(json!({"endpoint": "https://phoenix.example/v1/traces?api_key=k"})),
+            xrd: Schema,
+            rust: Field("spec.observability.traces.endpoint"),
+        },
+        Case {
+            name: "two presets",
+            kind: MS,
+            spec: traces(json!({"preset": {
+                "langSmith": {"apiKey": {"name": "s", "key": "k"}},
+                "datadog": {"apiKey": {"name": "s", "key": "k"}},
+            }})),
+            xrd: Cel {
+                at: "spec.observability.traces.preset",
+                rule_contains: "exists_one",
+            },
+            rust: Field("spec.observability.traces.preset"),
+        },
+        Case {
+            name: "preset secret key invalid",
+            kind: MS,
+            spec: traces(
+                json!({"preset": {"langfuse": {"basicAuth": {"name": "s", "key": "a/b"}}}}),
+            ),
+            xrd: Schema,
+            rust: Field("spec.observability.traces.preset.langfuse.basicAuth.key"),
+        },
+        Case {
+            name: "phoenix preset without endpoint",
+            kind: MS,
+            spec: ms(json!({"traces": {"enabled": true, "preset": {"phoenix": {}}}})),
+            xrd: Cel {
+                at: "spec.observability.traces",
+                rule_contains: "has(self.endpoint)",
+            },
+            rust: Field("spec.observability.traces.endpoint"),
         },
         Case {
             name: "sampling ratio above 1",

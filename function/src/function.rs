@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use apis::{
     API_VERSION, INFERENCE_CLUSTER_KIND, InferenceCluster, MODEL_SERVICE_KIND, ModelService,
+    TracesStatus,
 };
 use function_sdk_rust::proto::v1::function_runner_service_server::FunctionRunnerService;
 use function_sdk_rust::proto::v1::{Ready, Resource, RunFunctionRequest, RunFunctionResponse};
@@ -14,7 +15,10 @@ use serde_json::{Value, json};
 use tonic::{Request, Response, Status};
 
 use crate::input::{Input, Mode, ProviderConfigKind};
-use crate::render::model_service::{OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy};
+use crate::render::forwarder::{self, ForwarderPlan};
+use crate::render::model_service::{
+    OBSERVABILITY_POLICY, TRACE_FORWARDING, effective_policy, redact_url, trace_reason,
+};
 use crate::render::object::{self, ProviderConfig};
 use crate::render::status::{AGENT_READY, is_ready, reason, signals_status};
 use crate::render::token::{self, TokenDelivery};
@@ -97,7 +101,7 @@ fn compose(req: &RunFunctionRequest, rsp: &mut RunFunctionResponse) -> Result<()
     );
     match (api_version, kind) {
         (API_VERSION, INFERENCE_CLUSTER_KIND) => inference_cluster(req, rsp, &input, &xr),
-        (API_VERSION, MODEL_SERVICE_KIND) => model_service(rsp, &xr),
+        (API_VERSION, MODEL_SERVICE_KIND) => model_service(req, rsp, &input, &xr),
         _ => Err(format!(
             "function-signals composes {API_VERSION} {INFERENCE_CLUSTER_KIND} and {MODEL_SERVICE_KIND}, not {api_version:?} {kind:?}"
         )),
@@ -312,7 +316,12 @@ fn provider_config(
         })
 }
 
-fn model_service(rsp: &mut RunFunctionResponse, raw: &Value) -> Result<(), String> {
+fn model_service(
+    req: &RunFunctionRequest,
+    rsp: &mut RunFunctionResponse,
+    input: &Input,
+    raw: &Value,
+) -> Result<(), String> {
     let service: ModelService = parse_xr(raw)?;
     let spec = service.spec.observability.as_ref();
     if let Some(spec) = spec {
@@ -320,14 +329,59 @@ fn model_service(rsp: &mut RunFunctionResponse, raw: &Value) -> Result<(), Strin
         spec.validate().map_err(|errors| errors.to_string())?;
     }
     let policy = effective_policy(spec);
-    let traces_enabled = policy.traces_enabled;
     merge_desired_status(rsp, json!({ "observability": { "policy": policy } }));
     response::condition_true(rsp, OBSERVABILITY_POLICY, "Resolved").message =
         Some("the effective policy is in status.observability.policy".to_string());
-    if traces_enabled {
-        response::condition_false(rsp, TRACE_FORWARDING, "ForwarderNotAvailable").message = Some(
-            "this version of function-signals records the trace policy but does not render a trace forwarder yet"
-                .to_string(),
+    let Some(traces) = spec.and_then(|s| s.traces.as_ref()).filter(|t| t.enabled) else {
+        return Ok(());
+    };
+    let name = service.metadata.name.as_deref().unwrap_or_default();
+    let namespace = service
+        .metadata
+        .namespace
+        .as_deref()
+        .filter(|ns| !ns.is_empty())
+        .ok_or(
+            "metadata.namespace: a ModelService is namespaced, and its namespace is the tenant",
+        )?;
+    let plan = ForwarderPlan::new(name, namespace, traces, input);
+    for (key, manifest) in forwarder::manifests(&plan) {
+        set_desired(req, rsp, &key, manifest);
+    }
+    let mut waiting: Vec<&str> = forwarder::keys::ALL
+        .into_iter()
+        .filter(|key| {
+            rsp.desired
+                .as_ref()
+                .and_then(|d| d.resources.get(*key))
+                .is_none_or(|r| r.ready != Ready::True as i32)
+        })
+        .collect();
+    waiting.sort_unstable();
+    let ready = waiting.is_empty();
+    merge_desired_status(
+        rsp,
+        json!({ "observability": { "traces": TracesStatus {
+            address: plan.address(),
+            forwarder: plan.name.clone(),
+            ready,
+            backend: plan.backend.to_string(),
+        } } }),
+    );
+    let target = format!("{} at {}", plan.backend, redact_url(&plan.endpoint));
+    if ready {
+        response::condition_true(rsp, TRACE_FORWARDING, trace_reason::AVAILABLE).message = Some(
+            format!(
+                "spans of this service go through trace forwarder {} in namespace {namespace} to {target}",
+                plan.name
+            ),
+        );
+    } else {
+        response::condition_false(rsp, TRACE_FORWARDING, trace_reason::CREATING).message = Some(
+            format!(
+                "waiting for {} to become ready in namespace {namespace}; spans for {target} are not flowing yet",
+                waiting.join(", ")
+            ),
         );
     }
     Ok(())

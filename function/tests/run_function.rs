@@ -463,25 +463,21 @@ fn cases() -> Vec<Case> {
             "a ModelService surfaces the effective policy without header values",
             request(model_service(json!({ "observability": {
                 "metrics": { "scope": "Fleet" },
-                "traces": { "enabled": true, "endpoint": "https://pk-lf-1:sk-lf-2@cloud.langfuse.com/api/public/otel?key=k",
+                "traces": { "enabled": true, "endpoint": "https://cloud.langfuse.com/api/public/otel",
                     "headers": { "x-api-key": { "value": "lsv2_pt_literal" }, "Authorization": { "valueFrom": { "secretKeyRef": { "name": "creds", "key": "auth" } } } } },
             } }))),
-            Want::Response(json!({
-                "meta": { "tag": "t1", "ttl": "60s" },
-                "desired": { "composite": { "resource": { "status": { "observability": { "policy": {
+            Want::Parts(json!({
+                "/desired/composite/resource/status/observability/policy": {
                     "metricsScope": "Fleet",
                     "tracesEnabled": true,
                     "tracesEndpoint": "https://cloud.langfuse.com/api/public/otel",
                     "tracesProtocol": "http/protobuf",
                     "tracesSamplingRatio": 1.0,
                     "tracesHeaderNames": ["Authorization", "x-api-key"],
-                } } } } } },
-                "conditions": [
-                    { "type": "ObservabilityPolicy", "status": "STATUS_CONDITION_TRUE", "reason": "Resolved",
-                      "message": "the effective policy is in status.observability.policy" },
-                    { "type": "TraceForwarding", "status": "STATUS_CONDITION_FALSE", "reason": "ForwarderNotAvailable",
-                      "message": "this version of function-signals records the trace policy but does not render a trace forwarder yet" },
-                ],
+                },
+                "/conditions/0": { "type": "ObservabilityPolicy", "status": "STATUS_CONDITION_TRUE", "reason": "Resolved",
+                    "message": "the effective policy is in status.observability.policy" },
+                "/conditions/1/reason": "Creating",
             })),
         ),
         case(
@@ -613,7 +609,7 @@ fn cases() -> Vec<Case> {
         bad_observability(
             "fatal for traces without an endpoint",
             json!({ "traces": { "enabled": true } }),
-            "spec.observability.traces.endpoint: is required when traces.enabled is true",
+            "spec.observability.traces.endpoint: is required when traces.enabled is true (a Langfuse, LangSmith or Datadog preset has a default)",
         ),
         bad_observability(
             "fatal for a header with both value and valueFrom",

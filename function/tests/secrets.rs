@@ -27,14 +27,33 @@ const MARKERS: [&str; 11] = [
     "copied-token-in-object-status-8c8c",
 ];
 
+/// A literal header value is plain text in the XR, and the forwarder must
+/// send it: it is written into the forwarder's ConfigMap, and nowhere else.
+const LITERAL_HEADER: &str = "sk-lf-header-literal-55aa";
+
 /// No marker in the response, nor in what `render` prints for it (a Fatal
-/// result is the render's error text instead of its output).
+/// result is the render's error text instead of its output); the literal
+/// header only in the forwarder's ConfigMap.
 fn leaks_nothing(req: &RunFunctionRequest, rsp: &RunFunctionResponse) -> Result<(), String> {
-    let wire = serde_json::to_string(rsp).unwrap();
     let options = RenderOptions {
         include_function_results: true,
     };
-    let rendered = render_output(req, rsp, &options).unwrap_or_else(|e| e);
+    let mut without_config = rsp.clone();
+    if let Some(config) = without_config
+        .desired
+        .as_mut()
+        .and_then(|d| d.resources.remove("signals-trace-forwarder-config"))
+    {
+        let text = serde_json::to_string(&config).unwrap();
+        let data = text.replace(LITERAL_HEADER, "");
+        if data.contains("${env:") && !text.contains(LITERAL_HEADER) {
+            return Err(format!(
+                "the literal header is missing from the forwarder config: {text}"
+            ));
+        }
+    }
+    let wire = serde_json::to_string(&without_config).unwrap();
+    let rendered = render_output(req, &without_config, &options).unwrap_or_else(|e| e);
     for marker in MARKERS {
         if wire.contains(marker) {
             return Err(format!("{marker} leaked into the response: {wire}"));
@@ -172,13 +191,23 @@ fn cases() -> Vec<Case> {
             Want::Parts(json!({ "/results/0/severity": "SEVERITY_FATAL" })),
         ),
         case(
-            "a ModelService leaks nothing",
+            "a ModelService's forwarder leaks nothing but its literal header",
+            request(model_service("https://cloud.langfuse.com/api/public/otel")),
+            Want::Parts(json!({
+                "/results": null,
+                "/desired/composite/resource/status/observability/policy/tracesEndpoint":
+                    "https://cloud.langfuse.com/api/public/otel",
+                "forwarder.yaml#/exporters/otlp_http~1backend/headers/x-api-key": LITERAL_HEADER,
+            })),
+        ),
+        // Credentials in the URL would be written into the ConfigMap: refused.
+        case(
+            "an endpoint with user-info or a query is refused without echoing them",
             request(model_service(
                 "https://pk:sk-lf-userinfo-0b1d@cloud.langfuse.com/api/public/otel?api_key=api-key-query-c3e4",
             )),
             Want::Parts(json!({
-                "/desired/composite/resource/status/observability/policy/tracesEndpoint":
-                    "https://cloud.langfuse.com/api/public/otel",
+                "/results/0/message": "spec.observability.traces.endpoint: must be an http:// or https:// URL without user-info, query or fragment (credentials go in headers from a Secret), e.g. https://cloud.langfuse.com/api/public/otel",
             })),
         ),
         // Not http(s): validation fails, and the message must not carry the credentials.
@@ -188,7 +217,7 @@ fn cases() -> Vec<Case> {
                 "ftp://user:tok-invalid-endpoint-9a9a@host/x?k=api-key-query-c3e4",
             )),
             Want::Parts(json!({
-                "/results/0/message": "spec.observability.traces.endpoint: must be an http:// or https:// URL, e.g. https://cloud.langfuse.com/api/public/otel",
+                "/results/0/message": "spec.observability.traces.endpoint: must be an http:// or https:// URL without user-info, query or fragment (credentials go in headers from a Secret), e.g. https://cloud.langfuse.com/api/public/otel",
             })),
         ),
     ]

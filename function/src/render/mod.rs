@@ -5,6 +5,7 @@
 pub mod collector_config;
 pub mod config_map;
 pub mod deployment;
+pub mod forwarder;
 pub mod model_service;
 pub mod object;
 pub mod rbac;

@@ -8,6 +8,16 @@ use apis::{EffectiveObservabilityPolicy, MetricsScope, ObservabilitySpec};
 pub const OBSERVABILITY_POLICY: &str = "ObservabilityPolicy";
 pub const TRACE_FORWARDING: &str = "TraceForwarding";
 
+/// Reasons of [`TRACE_FORWARDING`].
+pub mod trace_reason {
+    /// The forwarder's resources are all ready.
+    pub const AVAILABLE: &str = "Available";
+    /// Rendered; the forwarder (its Deployment, usually) is not ready yet. A
+    /// Secret or key the headers name that does not exist keeps it here: the
+    /// pod cannot start (`secretKeyRef` is not optional).
+    pub const CREATING: &str = "Creating";
+}
+
 pub fn effective_policy(spec: Option<&ObservabilitySpec>) -> EffectiveObservabilityPolicy {
     let metrics = spec.and_then(|s| s.metrics.as_ref());
     let traces = spec.and_then(|s| s.traces.as_ref()).filter(|t| t.enabled);

@@ -237,7 +237,11 @@ fn agent_manifest(rsp: &Value, key: &str) -> Value {
 /// - `agent env`: its container's env, keyed by variable name;
 /// - `pod annotations`: its pod template's annotations, the config checksum
 ///   shown as `<checksum of collector.yaml>` when it is that (its value
-///   changes with every config change).
+///   changes with every config change);
+/// - `forwarder.yaml`: a ModelService's trace forwarder config, parsed;
+/// - `forwarder env`: the forwarder container's env, keyed by variable name;
+/// - `forwarder annotations`: its pod template's annotations, the checksum
+///   shown as `<checksum of forwarder.yaml>` when it is that.
 pub fn document(rsp: &Value, name: &str) -> Value {
     let collector_yaml = || {
         agent_manifest(rsp, "signals-agent-config")["data"]["collector.yaml"]
@@ -245,12 +249,15 @@ pub fn document(rsp: &Value, name: &str) -> Value {
             .map(str::to_string)
     };
     let deployment = agent_manifest(rsp, "signals-agent-deployment");
-    match name {
-        "collector.yaml" => collector_yaml()
-            .map(|text| serde_yaml::from_str(&text).expect("collector.yaml parses"))
-            .unwrap_or(Value::Null),
-        "agent" => deployment,
-        "agent env" => deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    let forwarder = &rsp["desired"]["resources"]["signals-trace-forwarder-deployment"]["resource"];
+    let forwarder_yaml = || {
+        rsp["desired"]["resources"]["signals-trace-forwarder-config"]["resource"]["data"]
+            ["collector.yaml"]
+            .as_str()
+            .map(str::to_string)
+    };
+    let env_of = |deployment: &Value| {
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"]
             .as_array()
             .map(|env| {
                 env.iter()
@@ -262,7 +269,30 @@ pub fn document(rsp: &Value, name: &str) -> Value {
                     .collect::<Map<String, Value>>()
                     .into()
             })
+            .unwrap_or(Value::Null)
+    };
+    match name {
+        "forwarder.yaml" => forwarder_yaml()
+            .map(|text| serde_yaml::from_str(&text).expect("forwarder config parses"))
             .unwrap_or(Value::Null),
+        "forwarder env" => env_of(forwarder),
+        "forwarder annotations" => {
+            let mut annotations = forwarder["spec"]["template"]["metadata"]["annotations"].clone();
+            let checksum = annotations
+                .as_object_mut()
+                .and_then(|a| a.get_mut("signals.modelplane.ai/config-checksum"));
+            if let (Some(checksum), Some(text)) = (checksum, forwarder_yaml())
+                && *checksum == config_checksum(&text).as_str()
+            {
+                *checksum = "<checksum of forwarder.yaml>".into();
+            }
+            annotations
+        }
+        "collector.yaml" => collector_yaml()
+            .map(|text| serde_yaml::from_str(&text).expect("collector.yaml parses"))
+            .unwrap_or(Value::Null),
+        "agent" => deployment,
+        "agent env" => env_of(&deployment),
         "pod annotations" => {
             let mut annotations = deployment["spec"]["template"]["metadata"]["annotations"].clone();
             let checksum = annotations
