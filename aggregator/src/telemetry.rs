@@ -14,7 +14,17 @@ pub struct SelfMetrics {
     dropped: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pub flushes: AtomicU64,
     pub flush_seconds_sum: Mutex<f64>,
+    /// Tenant → metric name → accepted points that map to no signal.
+    unmapped: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
+
+/// Metric names per tenant on `/metrics`, `other` included: further names
+/// count under `other` (as do all names of tenants past [`MAX_UNMAPPED_TENANTS`]).
+pub const MAX_UNMAPPED_NAMES_PER_TENANT: usize = 20;
+/// Tenants whose unmapped points are kept apart, `other` included.
+pub const MAX_UNMAPPED_TENANTS: usize = 1_000;
+/// How many unmapped metric names of a tenant are logged (at debug) when first seen.
+pub const LOGGED_UNMAPPED_NAMES: usize = 5;
 
 impl SelfMetrics {
     /// Items (spans, datapoints) accepted, by OTLP signal (`traces`, `metrics`).
@@ -41,6 +51,55 @@ impl SelfMetrics {
     pub fn record_flush(&self, seconds: f64) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         *self.flush_seconds_sum.lock() += seconds;
+    }
+
+    /// Accepted points that map to no signal, as `(tenant, metric, points)`
+    /// (names already label-safe). Bounded: at most
+    /// [`MAX_UNMAPPED_NAMES_PER_TENANT`] names per tenant and
+    /// [`MAX_UNMAPPED_TENANTS`] tenants, the rest under `other`. The first
+    /// few names of each tenant are logged at debug when first seen.
+    pub fn unmapped(&self, points: &[(String, String, u64)]) {
+        const OTHER: &str = crate::normalize::OTHER_METRIC;
+        if points.is_empty() {
+            return;
+        }
+        let mut all = self.unmapped.lock();
+        for (tenant, metric, n) in points {
+            let tenant = if all.contains_key(tenant) || all.len() + 1 < MAX_UNMAPPED_TENANTS {
+                tenant.as_str()
+            } else {
+                OTHER
+            };
+            let names = all.entry(tenant.to_string()).or_default();
+            // One slot stays free for `other`.
+            let metric =
+                if names.contains_key(metric) || names.len() + 1 < MAX_UNMAPPED_NAMES_PER_TENANT {
+                    metric.as_str()
+                } else {
+                    OTHER
+                };
+            if !names.contains_key(metric) && names.len() < LOGGED_UNMAPPED_NAMES {
+                tracing::debug!(
+                    tenant,
+                    metric,
+                    "accepted data points map to no signal (unknown metric name, or another instrument than its source emits); counted in modelplane_aggregator_unmapped_points_total"
+                );
+            }
+            *names.entry(metric.to_string()).or_default() += n;
+        }
+    }
+
+    /// Unmapped points of one tenant, by metric name.
+    pub fn unmapped_of(&self, tenant: &str) -> BTreeMap<String, u64> {
+        self.unmapped
+            .lock()
+            .get(tenant)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn unmapped_snapshot(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        self.unmapped.lock().clone()
     }
 
     pub fn ingested_snapshot(&self) -> BTreeMap<&'static str, u64> {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::Json;
+use crate::api::Answer;
 use axum::extract::{Query, State};
 
 use crate::api::model::{ClusterValue, CompareResponse, KindName};
@@ -22,7 +22,7 @@ const PARAMETERS: &[&str] = &[
 pub async fn compare(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<CompareResponse>, ApiError> {
+) -> Result<Answer<CompareResponse>, ApiError> {
     let params = Params::new(raw, PARAMETERS)?;
     let kind = parse_kind("kind", params.required("kind")?)?;
     let field_name = params.required("field")?;
@@ -106,7 +106,7 @@ pub async fn compare(
             },
         })
         .collect();
-    Ok(Json(CompareResponse {
+    Ok(Answer(CompareResponse {
         kind: KindName(kind.as_str()),
         field: field_name.to_string(),
         quantile,

@@ -39,6 +39,7 @@ const DISTRIBUTIONS: [(Field, &str, &str); 4] = [
 pub async fn render(State(state): State<ApiState>) -> Response {
     let mut text = Text::default();
     self_metrics(&state, &mut text).await;
+    unmapped_points(&state, &mut text);
     // A store outage must show as gauges (the store's own `*_up`), not as
     // a failed scrape: the signal gauges are left out and say so.
     let mut signals = Text::default();
@@ -296,6 +297,22 @@ fn format_value(value: f64) -> String {
         "-Inf".into()
     } else {
         format!("{value}")
+    }
+}
+
+/// Accepted points that map to no signal, per tenant and metric name
+/// (bounded in [`crate::telemetry::SelfMetrics::unmapped`]).
+fn unmapped_points(state: &ApiState, text: &mut Text) {
+    let name = "modelplane_aggregator_unmapped_points_total";
+    text.family(
+        name,
+        "counter",
+        "Data points accepted but mapped to no signal (unknown or misspelt metric name, or another instrument than its source emits), by tenant and metric name (at most 20 names per tenant, the rest as other).",
+    );
+    for (tenant, names) in state.metrics.unmapped_snapshot() {
+        for (metric, n) in names {
+            text.sample(name, &[("tenant", &tenant), ("metric", &metric)], n as f64);
+        }
     }
 }
 

@@ -46,6 +46,40 @@ pub struct ApiArgs {
     pub api_addr: std::net::SocketAddr,
 }
 
+/// A JSON answer. Serialized through [`serde_json::Value`] so that no number
+/// renders as `-0.0` (an empty `f64` sum is negative zero): every answer of
+/// the query API goes through here.
+pub struct Answer<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for Answer<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_value(&self.0) {
+            Ok(mut value) => {
+                positive_zeros(&mut value);
+                Json(value).into_response()
+            }
+            Err(error) => {
+                tracing::error!(%error, "an answer could not be serialized");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
+
+/// Rewrites every `-0.0` in `value` as `0.0`.
+pub fn positive_zeros(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(n)
+            if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) =>
+        {
+            *n = serde_json::Number::from_f64(0.0).expect("finite");
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(positive_zeros),
+        serde_json::Value::Object(map) => map.values_mut().for_each(positive_zeros),
+        _ => {}
+    }
+}
+
 /// Window over which `/metrics` reports the per-series gauges.
 pub const METRICS_WINDOW_SECS: u64 = 300;
 

@@ -46,6 +46,16 @@ pub struct SignalsResponse {
     #[serde(rename = "groupBy")]
     pub group_by: Vec<GroupDimension>,
     pub groups: Vec<Group>,
+    /// Data points of this tenant that this aggregator process accepted
+    /// since it started but that map to no signal (an unknown or misspelt
+    /// metric name, or another instrument than its source emits), by metric
+    /// name: at most 20 names, the rest under `other`. When a field you
+    /// expected is null or 0, look here.
+    pub unmapped_points: BTreeMap<String, u64>,
+    /// Present when `groups` is empty although points of this tenant
+    /// arrived that mapped to no signal: says so, rather than an empty answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A signal kind's name.
@@ -101,8 +111,14 @@ pub struct RequestLifecycleGroup {
     pub queue_seconds: Distribution,
     /// Prefix-cache hits / queries (tokens).
     pub prefix_cache_hit_rate: Option<f64>,
+    /// Prompt tokens looked up in the prefix cache.
+    pub prefix_cache_queries: f64,
+    /// Prompt tokens found in the prefix cache.
+    pub prefix_cache_hits: f64,
     pub queue_depth: Option<Gauge>,
     pub running_requests: Option<Gauge>,
+    /// Requests the engine preempted (vLLM `num_preemptions`).
+    pub preemptions: f64,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -150,6 +166,14 @@ pub struct SkuGauges {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Gauge>")]
     pub utilization: Option<Option<Gauge>>,
+    /// Framebuffer memory in use, bytes (DCGM `DCGM_FI_DEV_FB_USED`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Gauge>")]
+    pub memory_used_bytes: Option<Option<Gauge>>,
+    /// Framebuffer memory free, bytes (DCGM `DCGM_FI_DEV_FB_FREE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Gauge>")]
+    pub memory_free_bytes: Option<Option<Gauge>>,
 }
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
@@ -160,12 +184,23 @@ pub struct Replicas {
 
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ColdStartGroup {
+    /// Per phase (`gpu_procurement`, `image_load`, `model_load`,
+    /// `engine_startup`, `cache_hydration`), seconds.
     pub phases: BTreeMap<String, Distribution>,
     pub launches: Launches,
     pub unexpected_exits: f64,
     pub unloads: f64,
-    pub uptime_seconds: Option<Gauge>,
-    pub context_length: Distribution,
+    /// Launch durations, seconds (mesh-llm `mesh_llm_model_launch_duration_ms`).
+    pub launch_seconds: Distribution,
+    /// How long models stayed loaded, seconds (mesh-llm `mesh_llm_model_uptime_s`).
+    pub uptime_seconds: Distribution,
+    /// Context length of the loaded models, tokens (mesh-llm's gauge
+    /// `mesh_llm_model_context_length`), over every SKU and context bucket.
+    pub context_length: Option<Gauge>,
+    /// Context lengths, tokens, when a sender records them as a histogram.
+    pub context_length_distribution: Distribution,
+    /// Models loaded (mesh-llm `mesh_llm_loaded_models`, `mesh_llm_model_loaded`),
+    /// over every SKU and context bucket.
     pub loaded_models: Option<Gauge>,
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::Json;
+use crate::api::Answer;
 use axum::extract::{Query, State};
 
 use crate::api::model::{
@@ -144,7 +144,7 @@ fn cluster_capacity(
 pub async fn capacity(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<CapacityResponse>, ApiError> {
+) -> Result<Answer<CapacityResponse>, ApiError> {
     let params = Params::new(raw, &["window", "to", "cluster", "sku"])?;
     let range = params.time_range((state.clock)(), state.store.retention_secs())?;
     let cluster = params.identity("cluster")?;
@@ -171,7 +171,7 @@ pub async fn capacity(
             )
         })
         .collect();
-    Ok(Json(CapacityResponse {
+    Ok(Answer(CapacityResponse {
         window: window(range),
         clusters,
     }))
@@ -181,7 +181,7 @@ pub async fn capacity(
 pub async fn prefix_overlap(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<PrefixOverlapResponse>, ApiError> {
+) -> Result<Answer<PrefixOverlapResponse>, ApiError> {
     let params = Params::new(raw, &["model", "window", "to", "top"])?;
     let model = params.required("model")?;
     crate::api::params::validate_identity("model", model)?;
@@ -256,7 +256,7 @@ pub async fn prefix_overlap(
             });
         }
     }
-    Ok(Json(PrefixOverlapResponse {
+    Ok(Answer(PrefixOverlapResponse {
         model: model.to_string(),
         window: window(range),
         fleet: PrefixTotals {
@@ -272,7 +272,7 @@ pub async fn prefix_overlap(
 pub async fn overflow(
     State(state): State<ApiState>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<OverflowResponse>, ApiError> {
+) -> Result<Answer<OverflowResponse>, ApiError> {
     let params = Params::new(raw, &["model", "window", "to"])?;
     let model = params.identity("model")?;
     let range = params.time_range((state.clock)(), state.store.retention_secs())?;
@@ -335,7 +335,7 @@ pub async fn overflow(
             }
         })
         .collect();
-    Ok(Json(OverflowResponse {
+    Ok(Answer(OverflowResponse {
         model,
         window: window(range),
         clusters,

@@ -92,8 +92,11 @@ fn request_lifecycle(sketch: &SeriesSketch, window_secs: u64) -> RequestLifecycl
         e2e_seconds: quantiles(Field::E2eSeconds),
         queue_seconds: quantiles(Field::QueueSeconds),
         prefix_cache_hit_rate: ratio(hits, queries),
+        prefix_cache_queries: queries,
+        prefix_cache_hits: hits,
         queue_depth: gauge_of(sketch, &FieldKey::plain(Field::QueueDepth)),
         running_requests: gauge_of(sketch, &FieldKey::plain(Field::RunningRequests)),
+        preemptions: total_of(sketch, Field::Preemptions),
     }
 }
 
@@ -117,13 +120,21 @@ fn capacity(sketch: &SeriesSketch) -> CapacityGroup {
     let mut gpus_by_sku: BTreeMap<String, SkuGauges> = BTreeMap::new();
     let first_gauge =
         |keys: &[(&FieldKey, &FieldSketch)]| keys.first().and_then(|(_, f)| readout::gauge(f));
-    for field in [Field::Gpus, Field::GpusAllocated, Field::GpuUtilization] {
+    for field in [
+        Field::Gpus,
+        Field::GpusAllocated,
+        Field::GpuUtilization,
+        Field::GpuMemoryUsedBytes,
+        Field::GpuMemoryFreeBytes,
+    ] {
         for (sku, keys) in by_dim(sketch, field, DIM_SKU) {
             let reading = Some(first_gauge(&keys));
             let slot = gpus_by_sku.entry(sku).or_default();
             match field {
                 Field::Gpus => slot.gpus = reading,
                 Field::GpusAllocated => slot.allocated = reading,
+                Field::GpuMemoryUsedBytes => slot.memory_used_bytes = reading,
+                Field::GpuMemoryFreeBytes => slot.memory_free_bytes = reading,
                 _ => slot.utilization = reading,
             }
         }
@@ -156,9 +167,17 @@ fn cold_start(sketch: &SeriesSketch) -> ColdStartGroup {
         },
         unexpected_exits: total_all_dims(sketch, Field::UnexpectedExits),
         unloads: total_all_dims(sketch, Field::Unloads),
-        uptime_seconds: gauge_of(sketch, &FieldKey::plain(Field::UptimeSeconds)),
-        context_length: distribution(plain(sketch, Field::ContextLength)),
-        loaded_models: gauge_of(sketch, &FieldKey::plain(Field::LoadedModels)),
+        launch_seconds: distribution(
+            readout::distribution_all_dims(sketch, Field::LaunchSeconds).as_ref(),
+        ),
+        uptime_seconds: distribution(
+            readout::distribution_all_dims(sketch, Field::UptimeSeconds).as_ref(),
+        ),
+        context_length: readout::gauge_all_dims(sketch, Field::ContextLength),
+        context_length_distribution: distribution(
+            readout::distribution_all_dims(sketch, Field::ContextLength).as_ref(),
+        ),
+        loaded_models: readout::gauge_all_dims(sketch, Field::LoadedModels),
     }
 }
 
@@ -188,7 +207,7 @@ fn reliability(sketch: &SeriesSketch) -> ReliabilityGroup {
         *pairs.entry((sku, cause)).or_default() += readout::total(value).unwrap_or(0.0);
     }
     ReliabilityGroup {
-        failures: pairs.values().sum::<f64>(),
+        failures: pairs.values().fold(0.0, |a, b| a + b),
         failures_by_sku: totals_by_dim(sketch, Field::Failures, DIM_SKU),
         failures_by_cause: totals_by_dim(sketch, Field::Failures, DIM_CAUSE),
         failures_by_sku_and_cause: pairs

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::Json;
+use crate::api::Answer;
 use axum::extract::{Path, Query, State};
 
 use crate::api::model::{Group, GroupDimension, KindName, SignalsResponse};
@@ -24,7 +24,7 @@ pub async fn signals(
     State(state): State<ApiState>,
     Path((tenant, kind)): Path<(String, String)>,
     Query(raw): Query<HashMap<String, String>>,
-) -> Result<Json<SignalsResponse>, ApiError> {
+) -> Result<Answer<SignalsResponse>, ApiError> {
     validate_identity("tenant", &tenant)?;
     let kind = parse_kind("kind", &kind)?;
     let params = Params::new(raw, PARAMETERS)?;
@@ -72,13 +72,35 @@ pub async fn signals(
             }
         })
         .collect();
-    Ok(Json(SignalsResponse {
+    let unmapped_points = state.metrics.unmapped_of(&tenant);
+    let note = nothing_mapped(kind, rendered.is_empty(), &unmapped_points);
+    Ok(Answer(SignalsResponse {
         kind: KindName(kind.as_str()),
         tenant,
         window: window(range),
         group_by: dimensions(group_by),
         groups: rendered,
+        unmapped_points,
+        note,
     }))
+}
+
+/// Says why an answer is empty when the tenant's points arrived but mapped
+/// to nothing, instead of leaving an empty answer unexplained.
+fn nothing_mapped(
+    kind: SignalKind,
+    empty: bool,
+    unmapped: &std::collections::BTreeMap<String, u64>,
+) -> Option<String> {
+    if !empty || unmapped.is_empty() {
+        return None;
+    }
+    let points: u64 = unmapped.values().sum();
+    Some(format!(
+        "nothing in this window mapped to {}; this aggregator accepted {points} data point(s) of \
+         this tenant that map to no signal (see unmapped_points and docs/signals.md)",
+        kind.as_str()
+    ))
 }
 
 fn dimensions(group_by: GroupBy) -> Vec<GroupDimension> {

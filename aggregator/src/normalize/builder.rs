@@ -40,10 +40,20 @@ impl<'a> SeriesCtx<'a> {
     }
 }
 
+/// The model of a tenant's overflow series: over the series budget, a new
+/// (cluster, model, kind) series folds into (cluster, this model, kind), as
+/// the Collector's span_metrics folds new series into `otel.metric.overflow`,
+/// so the tenant's totals stay exact and only the model breakdown is lost.
+pub const OVERFLOW_MODEL: &str = "otel.metric.overflow";
+
 enum Slot {
     Kept(usize),
-    /// Over the tenant's series budget: points for it are dropped.
-    Refused(SeriesKey),
+    /// Over the tenant's series budget: points for it go to the overflow
+    /// series at this index of `series`.
+    Overflow {
+        key: SeriesKey,
+        series: usize,
+    },
 }
 
 /// A series seen in this request, with the RequestLifecycle fields whose
@@ -59,8 +69,8 @@ struct SlotState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pushed {
     Kept,
-    /// The series is over the tenant's budget.
-    SeriesLimit,
+    /// The series is over the tenant's budget: kept in the overflow series.
+    Overflow,
     /// A higher-ranked vantage owns this RequestLifecycle field.
     Outranked,
 }
@@ -103,8 +113,9 @@ impl<'l> BatchBuilder<'l> {
     ) -> Pushed {
         let key_hash = mix(ctx.hash, kind as u64 + 1);
         let slot = self.slot(ctx, kind, key_hash);
-        let Slot::Kept(series) = self.slots[slot].slot else {
-            return Pushed::SeriesLimit;
+        let (series, pushed) = match self.slots[slot].slot {
+            Slot::Kept(series) => (series, Pushed::Kept),
+            Slot::Overflow { series, .. } => (series, Pushed::Overflow),
         };
         if kind == SignalKind::RequestLifecycle && !self.owns(slot, key_hash, &field) {
             return Pushed::Outranked;
@@ -114,7 +125,7 @@ impl<'l> BatchBuilder<'l> {
             time_unix_nano,
             value,
         });
-        Pushed::Kept
+        pushed
     }
 
     /// Whether the current vantage owns `field` of the series in `slot`;
@@ -143,7 +154,7 @@ impl<'l> BatchBuilder<'l> {
         if let Some(&slot) = self.index.get(&key_hash) {
             let key = match &self.slots[slot].slot {
                 Slot::Kept(i) => &self.series[*i].key,
-                Slot::Refused(key) => key,
+                Slot::Overflow { key, .. } => key,
             };
             if ctx.matches(key, kind) {
                 return slot;
@@ -175,7 +186,8 @@ impl<'l> BatchBuilder<'l> {
             });
             Slot::Kept(self.series.len() - 1)
         } else {
-            Slot::Refused(key)
+            let series = self.overflow_series(ctx, kind);
+            Slot::Overflow { key, series }
         };
         if index {
             self.index.insert(key_hash, self.slots.len());
@@ -187,6 +199,30 @@ impl<'l> BatchBuilder<'l> {
             allowed: 0,
         });
         self.slots.len() - 1
+    }
+
+    /// Index into `series` of the overflow series of (tenant, cluster, kind),
+    /// created on first use. It is outside the budget: one per tenant,
+    /// cluster and kind.
+    fn overflow_series(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind) -> usize {
+        let found = self.series.iter().position(|s| {
+            s.key.kind == kind
+                && s.key.model == OVERFLOW_MODEL
+                && s.key.cluster == ctx.cluster
+                && s.key.tenant == ctx.tenant
+        });
+        found.unwrap_or_else(|| {
+            self.series.push(SeriesPoints {
+                key: SeriesKey {
+                    tenant: ctx.tenant.to_string(),
+                    cluster: ctx.cluster.to_string(),
+                    model: OVERFLOW_MODEL.to_string(),
+                    kind,
+                },
+                points: Vec::new(),
+            });
+            self.series.len() - 1
+        })
     }
 
     pub(crate) fn finish(mut self) -> SignalBatch {

@@ -5,8 +5,10 @@
 /// Why a valid item (counted as accepted) did not become all its points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
-    /// The tenant is over its series budget.
-    SeriesLimit,
+    /// The tenant is over its series budget: the point was kept in the
+    /// tenant's overflow series of its cluster and kind (model
+    /// `otel.metric.overflow`), so totals stay exact; only its model is lost.
+    SeriesOverflow,
     /// The cumulative → delta state is full, so the delta is unknown.
     CumulativeStateFull,
     /// Exponential histograms and summaries are not read.
@@ -23,7 +25,7 @@ impl DropReason {
     /// The `reason` label on `/metrics` and in [`super::Normalized::dropped`].
     pub const fn label(self) -> &'static str {
         match self {
-            DropReason::SeriesLimit => "series_limit",
+            DropReason::SeriesOverflow => "series_overflow",
             DropReason::CumulativeStateFull => "cumulative_state_full",
             DropReason::UnsupportedMetricType => "unsupported_metric_type",
             DropReason::DuplicatePoint => "duplicate_point",
@@ -38,9 +40,7 @@ impl DropReason {
     pub const fn loses_data(self) -> bool {
         matches!(
             self,
-            DropReason::SeriesLimit
-                | DropReason::CumulativeStateFull
-                | DropReason::UnsupportedMetricType
+            DropReason::CumulativeStateFull | DropReason::UnsupportedMetricType
         )
     }
 }
@@ -97,7 +97,7 @@ mod tests {
     #[test]
     fn only_data_losing_reasons_lose_data() {
         let lost: Vec<_> = [
-            DropReason::SeriesLimit,
+            DropReason::SeriesOverflow,
             DropReason::CumulativeStateFull,
             DropReason::UnsupportedMetricType,
             DropReason::DuplicatePoint,
@@ -108,14 +108,7 @@ mod tests {
         .filter(|r| r.loses_data())
         .map(DropReason::label)
         .collect();
-        assert_eq!(
-            lost,
-            [
-                "series_limit",
-                "cumulative_state_full",
-                "unsupported_metric_type"
-            ]
-        );
+        assert_eq!(lost, ["cumulative_state_full", "unsupported_metric_type"]);
     }
 
     #[test]

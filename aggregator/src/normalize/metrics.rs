@@ -27,6 +27,8 @@ use crate::signal::{
     HistogramDelta, Origin, SignalKind, Value,
 };
 
+const GENAI_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+
 /// Prometheus staleness markers arrive with this flag and no value.
 const FLAG_NO_RECORDED_VALUE: u32 = 1;
 
@@ -232,10 +234,33 @@ impl Pass<'_> {
             }
             route = Some(*inner);
         }
-        let Some(route) = route else {
-            // Valid, but carries no signal we keep.
-            self.tally.accepted += count;
-            return;
+        let instrument = route.as_ref().map(super::mapping::instrument_of);
+        let fits = match (&metric.data, instrument) {
+            (_, None) => false,
+            (Some(metric::Data::Gauge(_)), Some(i)) => i.accepts_gauge(),
+            (Some(metric::Data::Sum(sum)), Some(i)) => {
+                if sum.is_monotonic {
+                    i.accepts_counter()
+                } else {
+                    i.accepts_gauge()
+                }
+            }
+            (Some(metric::Data::Histogram(_)), Some(i)) => i.accepts_histogram(),
+            // Counted below as unsupported.
+            (Some(metric::Data::ExponentialHistogram(_) | metric::Data::Summary(_)), _) => true,
+            (None, _) => true,
+        };
+        let route = match route {
+            Some(route) if fits => route,
+            _ => {
+                // Valid, but maps to no signal: an unknown name, or a known
+                // one of another instrument than its source emits.
+                self.tally.accepted += count;
+                if metric.name != PROCESS_START_TIME {
+                    self.tally.unmapped(identity.tenant, &metric.name, count);
+                }
+                return;
+            }
         };
         let series_prefix = mix(identity.hash, xxh3(metric.name.as_bytes()));
         match &metric.data {
@@ -492,7 +517,10 @@ impl Pass<'_> {
                 let field = match attrs.token_type {
                     Some("input") => Field::InputTokens,
                     Some("output") => Field::OutputTokens,
-                    _ => return self.tally.accepted += 1,
+                    _ => {
+                        self.tally.unmapped(identity.tenant, GENAI_TOKEN_USAGE, 1);
+                        return self.tally.accepted += 1;
+                    }
                 };
                 out.total(
                     SignalKind::RequestLifecycle,
@@ -616,7 +644,7 @@ impl Pass<'_> {
 fn finish(pass: &mut Pass<'_>, (series_limited, outranked): (bool, bool)) {
     pass.tally.accepted += 1;
     pass.tally
-        .drop(DropReason::SeriesLimit, u64::from(series_limited));
+        .drop(DropReason::SeriesOverflow, u64::from(series_limited));
     pass.tally
         .drop(DropReason::OutrankedSource, u64::from(outranked));
 }
@@ -678,7 +706,7 @@ impl Emitter<'_, '_, '_> {
     fn push(&mut self, kind: SignalKind, key: FieldKey, value: Value) {
         match self.builder.push(&self.ctx, kind, key, self.time, value) {
             Pushed::Kept => {}
-            Pushed::SeriesLimit => self.series_limited = true,
+            Pushed::Overflow => self.series_limited = true,
             Pushed::Outranked => self.outranked = true,
         }
     }

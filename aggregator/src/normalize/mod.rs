@@ -22,6 +22,7 @@ mod cardinality;
 mod cumulative;
 mod identity;
 mod losses;
+pub mod mapping;
 mod metrics;
 mod precedence;
 mod sources;
@@ -36,7 +37,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use crate::signal::{Origin, SignalBatch};
 
 pub use bounded::{MAX_CLUSTER_LEN, MAX_MODEL_LEN, MAX_TENANT_LEN};
+pub use builder::OVERFLOW_MODEL;
 pub use losses::{ClusterLosses, DropReason, MAX_CLUSTERS_PER_REQUEST};
+pub use tally::{OTHER_METRIC, label_safe_metric};
 
 /// The model of series that are not about one model (GPU capacity, pool-wide
 /// router gauges, prefix hashes without a model attribute).
@@ -45,7 +48,7 @@ pub const NO_MODEL: &str = "";
 /// Normalize flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NormalizeArgs {
-    /// Series (cluster × model × kind) one tenant may have; new ones beyond it are dropped and counted.
+    /// Series (cluster × model × kind) one tenant may have; new ones beyond it fold into one overflow series per cluster and kind.
     #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_SERIES_PER_TENANT",
           default_value_t = NormalizeConfig::default().max_series_per_tenant)]
     pub max_series_per_tenant: usize,
@@ -63,7 +66,8 @@ impl NormalizeArgs {
 #[derive(Debug, Clone)]
 pub struct NormalizeConfig {
     /// Series (tenant × cluster × model × kind) a tenant may have before new
-    /// ones are dropped and counted.
+    /// ones fold into its overflow series (model `otel.metric.overflow`) of
+    /// their cluster and kind.
     pub max_series_per_tenant: usize,
     /// Cumulative series (resource × metric × data point attributes) whose
     /// last value is remembered for delta conversion.
@@ -105,7 +109,8 @@ pub struct Normalized {
     /// Why the first refused items were refused (for the partial-success message).
     pub rejected_message: String,
     /// Valid items (counted in `accepted`) whose points were not all kept, by
-    /// [`DropReason::label`]: `series_limit` (tenant over its series budget),
+    /// [`DropReason::label`]: `series_overflow` (tenant over its series budget:
+    /// kept in its overflow series, model `otel.metric.overflow`),
     /// `duplicate_point` (a cumulative point not newer than the last),
     /// `cumulative_state_full`, `outranked_source` (a RequestLifecycle field
     /// owned by a higher-ranked vantage, e.g. gateway spans while the engine's
@@ -117,6 +122,11 @@ pub struct Normalized {
     /// only where the cluster is known (authenticated, or a valid cluster
     /// attribute), for at most [`MAX_CLUSTERS_PER_REQUEST`] clusters.
     pub lost_by_cluster: ClusterLosses,
+    /// Accepted data points that map to no signal (an unknown or misspelt
+    /// metric name, or a known one of another instrument than its source
+    /// emits), as `(tenant, metric name, points)`. Names are label-safe
+    /// (else `other`), at most 32 per request (the rest as `other`).
+    pub unmapped: Vec<(String, String, u64)>,
 }
 
 pub struct Normalizer {

@@ -183,15 +183,8 @@ pub(crate) fn classify(name: &str) -> Option<(Source, &str)> {
 
 pub(crate) fn route(source: Source, name: &str) -> Option<Route> {
     match source {
-        Source::Vllm => lookup(VLLM, name),
-        Source::Sglang => lookup(SGLANG, name),
-        Source::LlamaCpp => lookup(LLAMACPP, name),
         Source::Epp { current } => epp(name, current),
-        Source::Dcgm => lookup(DCGM, name),
-        Source::GenAi => genai(name),
-        Source::MeshLlm => mesh_llm(name),
-        Source::Modelplane => modelplane(name),
-        Source::LlmKube => llmkube(name),
+        other => lookup(table(other), name),
     }
 }
 
@@ -376,85 +369,123 @@ fn superseded_by_current_epp(route: Route) -> Route {
     }
 }
 
-fn genai(name: &str) -> Option<Route> {
-    Some(match name {
-        "client.operation.duration" | "server.request.duration" => Route::RequestDuration,
-        "server.time_to_first_token" | "client.operation.time_to_first_chunk" => TTFT,
-        "server.time_per_output_token" | "client.operation.time_per_output_chunk" => TPOT,
-        "client.token.usage" => Route::GenAiTokenUsage,
-        _ => return None,
-    })
-}
+const GENAI: Table = &[
+    ("client.operation.duration", Route::RequestDuration),
+    ("server.request.duration", Route::RequestDuration),
+    ("server.time_to_first_token", TTFT),
+    ("client.operation.time_to_first_chunk", TTFT),
+    ("server.time_per_output_token", TPOT),
+    ("client.operation.time_per_output_chunk", TPOT),
+    ("client.token.usage", Route::GenAiTokenUsage),
+];
 
-fn mesh_llm(name: &str) -> Option<Route> {
-    Some(match name {
-        "model_launch" => Route::MeshLaunch(Field::LaunchAttempts),
-        "model_launch_success" => Route::MeshLaunch(Field::LaunchSuccesses),
-        "model_launch_failure" => Route::MeshLaunchFailure,
-        "model_unload" => Route::MeshLaunch(Field::Unloads),
-        "model_exit_unexpected" => Route::MeshUnexpectedExit,
-        "loaded_models" | "model_loaded" => Route::MeshLaunch(Field::LoadedModels),
-        "model_context_length" => Route::MeshLaunch(Field::ContextLength),
-        "model_launch_duration_ms" => Route::Field {
+const MESH_LLM: Table = &[
+    ("model_launch", Route::MeshLaunch(Field::LaunchAttempts)),
+    (
+        "model_launch_success",
+        Route::MeshLaunch(Field::LaunchSuccesses),
+    ),
+    ("model_launch_failure", Route::MeshLaunchFailure),
+    ("model_unload", Route::MeshLaunch(Field::Unloads)),
+    ("model_exit_unexpected", Route::MeshUnexpectedExit),
+    ("loaded_models", Route::MeshLaunch(Field::LoadedModels)),
+    ("model_loaded", Route::MeshLaunch(Field::LoadedModels)),
+    (
+        "model_context_length",
+        Route::MeshLaunch(Field::ContextLength),
+    ),
+    (
+        "model_launch_duration_ms",
+        Route::Field {
             kind: CS,
             field: Field::LaunchSeconds,
             scale: 0.001,
             tier: None,
         },
-        "model_uptime_s" => field(CS, Field::UptimeSeconds),
-        _ => return None,
-    })
-}
+    ),
+    ("model_uptime_s", field(CS, Field::UptimeSeconds)),
+];
 
-fn modelplane(name: &str) -> Option<Route> {
-    // Accept both the OTLP (dotted) and the Prometheus-scraped (underscored) spelling.
-    let route = match name {
-        "coldstart.phase.duration"
-        | "coldstart_phase_duration_seconds"
-        | "coldstart_phase_duration" => Route::ColdStartPhase {
-            phase: None,
-            scale: 1.0,
-        },
-        "gpu.price_per_hour" | "gpu_price_per_hour" => Route::Gpu {
-            kind: COST,
-            field: Field::PricePerGpuHour,
-            scale: 1.0,
-        },
-        "gpu.seconds" | "gpu_seconds" => Route::Gpu {
-            kind: COST,
-            field: Field::GpuSeconds,
-            scale: 1.0,
-        },
-        "gpu.count" | "gpu_count" => Route::Gpu {
-            kind: CAP,
-            field: Field::Gpus,
-            scale: 1.0,
-        },
-        "gpu.allocated" | "gpu_allocated" => Route::Gpu {
-            kind: CAP,
-            field: Field::GpusAllocated,
-            scale: 1.0,
-        },
-        "kv_cache.utilization" | "kv_cache_utilization" => Route::KvTier,
-        "replicas" => Route::Replicas,
-        "modelcache.bytes_staged" | "modelcache_bytes_staged" => {
-            field(CAP, Field::CacheBytesStaged)
-        }
-        "failures" => Route::Failures,
-        _ => return None,
-    };
-    Some(route)
-}
+const COLDSTART_PHASE: Route = Route::ColdStartPhase {
+    phase: None,
+    scale: 1.0,
+};
+const PRICE: Route = Route::Gpu {
+    kind: COST,
+    field: Field::PricePerGpuHour,
+    scale: 1.0,
+};
+const GPU_SECONDS: Route = Route::Gpu {
+    kind: COST,
+    field: Field::GpuSeconds,
+    scale: 1.0,
+};
+const GPUS: Route = Route::Gpu {
+    kind: CAP,
+    field: Field::Gpus,
+    scale: 1.0,
+};
+const GPUS_ALLOCATED: Route = Route::Gpu {
+    kind: CAP,
+    field: Field::GpusAllocated,
+    scale: 1.0,
+};
+const STAGED: Route = field(CAP, Field::CacheBytesStaged);
 
-fn llmkube(name: &str) -> Option<Route> {
-    Some(match name {
-        // Weights download into the model cache before the engine starts.
-        "model_download_duration_seconds" => Route::ColdStartPhase {
+/// Both the OTLP (dotted) and the Prometheus-scraped (underscored) spelling;
+/// the dotted one first (the documented name).
+const MODELPLANE: Table = &[
+    ("coldstart.phase.duration", COLDSTART_PHASE),
+    ("coldstart_phase_duration_seconds", COLDSTART_PHASE),
+    ("coldstart_phase_duration", COLDSTART_PHASE),
+    ("gpu.price_per_hour", PRICE),
+    ("gpu_price_per_hour", PRICE),
+    ("gpu.seconds", GPU_SECONDS),
+    ("gpu_seconds", GPU_SECONDS),
+    ("gpu.count", GPUS),
+    ("gpu_count", GPUS),
+    ("gpu.allocated", GPUS_ALLOCATED),
+    ("gpu_allocated", GPUS_ALLOCATED),
+    ("kv_cache.utilization", Route::KvTier),
+    ("kv_cache_utilization", Route::KvTier),
+    ("replicas", Route::Replicas),
+    ("modelcache.bytes_staged", STAGED),
+    ("modelcache_bytes_staged", STAGED),
+    ("failures", Route::Failures),
+];
+
+const LLMKUBE: Table = &[
+    // Weights download into the model cache before the engine starts.
+    (
+        "model_download_duration_seconds",
+        Route::ColdStartPhase {
             phase: Some("cache_hydration"),
             scale: 1.0,
         },
-        _ => return None,
-    })
+    ),
+];
+
+/// Every source's table, in the order `docs/signals.md` lists them.
+pub(crate) fn table(source: Source) -> Table {
+    match source {
+        Source::Vllm => VLLM,
+        Source::Sglang => SGLANG,
+        Source::LlamaCpp => LLAMACPP,
+        Source::Epp { .. } => EPP,
+        Source::Dcgm => DCGM,
+        Source::GenAi => GENAI,
+        Source::MeshLlm => MESH_LLM,
+        Source::Modelplane => MODELPLANE,
+        Source::LlmKube => LLMKUBE,
+    }
+}
+
+/// The prefixes a source's names are spelt with (the first is the documented one).
+pub(crate) fn prefixes(source: Source) -> impl Iterator<Item = &'static str> {
+    PREFIXES
+        .iter()
+        .filter(move |(_, s)| *s == source)
+        .map(|(p, _)| *p)
 }
 
 #[cfg(test)]
@@ -564,17 +595,6 @@ mod tests {
             Route::XidGauge | Route::XidCounter | Route::Failures => [Reliability].into(),
             Route::KvTier | Route::Replicas => [Capacity].into(),
             Route::Superseded { route, .. } => kinds(route),
-        }
-    }
-
-    fn table(source: Source) -> Table {
-        match source {
-            Source::Vllm => VLLM,
-            Source::Sglang => SGLANG,
-            Source::LlamaCpp => LLAMACPP,
-            Source::Epp { .. } => EPP,
-            Source::Dcgm => DCGM,
-            other => panic!("{other:?} has no table"),
         }
     }
 

@@ -125,7 +125,7 @@ pub(crate) fn normalize(
             match span_points(&identity, span, &mut builder, &mut hashes, now_nanos) {
                 Ok((series_limited, outranked)) => {
                     tally.accepted += 1;
-                    tally.drop(DropReason::SeriesLimit, u64::from(series_limited));
+                    tally.drop(DropReason::SeriesOverflow, u64::from(series_limited));
                     tally.drop(DropReason::OutrankedSource, u64::from(outranked));
                 }
                 Err(why) => tally.reject(1, why),
@@ -225,7 +225,7 @@ fn span_points(
     let mut push =
         |kind, field, value| match builder.push(&ctx, kind, FieldKey::plain(field), time, value) {
             Pushed::Kept => {}
-            Pushed::SeriesLimit => series_limited = true,
+            Pushed::Overflow => series_limited = true,
             Pushed::Outranked => outranked = true,
         };
     if lifecycle && is_request {

@@ -8,6 +8,25 @@ use crate::signal::SignalBatch;
 
 const MAX_MESSAGES: usize = 4;
 
+/// Distinct (tenant, metric) pairs one request reports as unmapped; the
+/// rest are counted under the metric name `other`.
+const MAX_UNMAPPED_NAMES: usize = 32;
+
+/// The name unmapped points are counted under when their own name is not
+/// kept (past the per-request or per-tenant bound, or not a plain metric name).
+pub const OTHER_METRIC: &str = "other";
+
+/// A metric name fit to be a label value: Prometheus or OTLP metric name
+/// characters, at most 100 of them; anything else is [`OTHER_METRIC`].
+pub fn label_safe_metric(name: &str) -> &str {
+    let ok = !name.is_empty()
+        && name.len() <= 100
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-' | b'/'));
+    if ok { name } else { OTHER_METRIC }
+}
+
 #[derive(Default)]
 pub(crate) struct Tally {
     pub accepted: u64,
@@ -17,6 +36,7 @@ pub(crate) struct Tally {
     /// Items rejected or dropped losing data, so far.
     lost: u64,
     lost_by_cluster: ClusterLosses,
+    unmapped: Vec<(String, String, u64)>,
 }
 
 /// How many items had been lost when a resource's items started.
@@ -48,6 +68,32 @@ impl Tally {
         match self.dropped.iter_mut().find(|(r, _)| *r == label) {
             Some((_, count)) => *count += n,
             None => self.dropped.push((label, n)),
+        }
+    }
+
+    /// `n` accepted points of `metric` of `tenant` that map to no signal.
+    pub(crate) fn unmapped(&mut self, tenant: &str, metric: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let mut metric = label_safe_metric(metric);
+        if !self
+            .unmapped
+            .iter()
+            .any(|(t, m, _)| t == tenant && m == metric)
+            && self.unmapped.len() >= MAX_UNMAPPED_NAMES
+        {
+            metric = OTHER_METRIC;
+        }
+        match self
+            .unmapped
+            .iter_mut()
+            .find(|(t, m, _)| t == tenant && m == metric)
+        {
+            Some((_, _, count)) => *count += n,
+            None => self
+                .unmapped
+                .push((tenant.to_string(), metric.to_string(), n)),
         }
     }
 
@@ -83,6 +129,7 @@ impl Tally {
             rejected_message,
             dropped: self.dropped,
             lost_by_cluster: self.lost_by_cluster,
+            unmapped: self.unmapped,
         }
     }
 }

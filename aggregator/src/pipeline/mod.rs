@@ -144,6 +144,7 @@ impl Pipeline {
         for (reason, n) in &normalized.dropped {
             self.metrics.dropped(signal, reason, *n);
         }
+        self.metrics.unmapped(&normalized.unmapped);
         if let Some(observer) = &self.loss_observer
             && !normalized.lost_by_cluster.is_empty()
         {

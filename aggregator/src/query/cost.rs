@@ -150,11 +150,17 @@ impl CostBreakdown {
     }
 
     pub fn gpu_hours(&self) -> f64 {
-        self.by_sku.values().map(|s| s.gpu_hours).sum()
+        self.by_sku
+            .values()
+            .map(|s| s.gpu_hours)
+            .fold(0.0, |a, b| a + b)
     }
 
     pub fn dollars(&self) -> f64 {
-        self.by_sku.values().filter_map(|s| s.dollars).sum()
+        self.by_sku
+            .values()
+            .filter_map(|s| s.dollars)
+            .fold(0.0, |a, b| a + b)
     }
 
     /// Dollars per priced GPU-hour (None when no GPU time is priced).

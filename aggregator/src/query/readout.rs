@@ -108,7 +108,10 @@ pub fn totals_by_dim(sketch: &SeriesSketch, field: Field, dim: &str) -> BTreeMap
     by_dim(sketch, field, dim)
         .into_iter()
         .map(|(value, keys)| {
-            let sum = keys.iter().filter_map(|(_, f)| total(f)).sum();
+            let sum = keys
+                .iter()
+                .filter_map(|(_, f)| total(f))
+                .fold(0.0, |a, b| a + b);
             (value, sum)
         })
         .collect()
@@ -120,5 +123,36 @@ pub fn total_all_dims(sketch: &SeriesSketch, field: Field) -> f64 {
         .fields()
         .filter(|(key, _)| key.field == field)
         .filter_map(|(_, f)| total(f))
-        .sum()
+        // Not `.sum()`: an empty f64 sum is -0.0, and answers never say -0.
+        .fold(0.0, |a, b| a + b)
+}
+
+/// Every dimension value of `field` whose sketch `keep` selects, merged into
+/// one sketch (a series' gauge readings of one field across SKUs, say).
+fn merged_over_dims(
+    sketch: &SeriesSketch,
+    field: Field,
+    keep: impl Fn(&FieldSketch) -> bool,
+) -> Option<FieldSketch> {
+    let merged = SeriesSketch::from_fields(
+        sketch
+            .fields_named(field)
+            .filter(|(_, f)| keep(f))
+            .map(|(_, f)| (FieldKey::plain(field), f.clone())),
+    );
+    merged.field(&FieldKey::plain(field)).cloned()
+}
+
+/// The gauge readings of `field` under every dimension value, merged (as
+/// across series: `last` is the most recent report of any of them).
+pub fn gauge_all_dims(sketch: &SeriesSketch, field: Field) -> Option<GaugeReading> {
+    merged_over_dims(sketch, field, |f| f.as_gauge().is_some())
+        .as_ref()
+        .and_then(gauge)
+}
+
+/// The distribution (samples or histogram buckets) of `field` under every
+/// dimension value, merged.
+pub fn distribution_all_dims(sketch: &SeriesSketch, field: Field) -> Option<FieldSketch> {
+    merged_over_dims(sketch, field, |f| f.as_distribution().is_some())
 }

@@ -11,6 +11,7 @@ mod directory;
 mod ingest;
 mod normalize;
 mod pipeline;
+mod signals;
 mod sketch;
 mod status;
 mod store;

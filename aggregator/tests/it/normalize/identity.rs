@@ -8,8 +8,8 @@ use crate::support::normalize::*;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, KeyValueList, any_value};
 use opentelemetry_proto::tonic::trace::v1::span::Event;
 use otlp_test_kit::*;
-use signal_aggregator::normalize::{NormalizeConfig, Normalizer};
-use signal_aggregator::signal::{Field, Origin, SignalKind};
+use signal_aggregator::normalize::{NormalizeConfig, Normalizer, OVERFLOW_MODEL};
+use signal_aggregator::signal::{Field, FieldKey, Origin, SignalKind, Value};
 
 const RL: SignalKind = SignalKind::RequestLifecycle;
 
@@ -170,7 +170,7 @@ fn first_sighting_primes_unless_the_series_just_started() {
 }
 
 #[test]
-fn tenant_series_budget_drops_and_counts() {
+fn tenant_series_budget_folds_new_series_into_overflow_with_exact_totals() {
     let normalizer = Normalizer::new(NormalizeConfig {
         max_series_per_tenant: 3,
         ..Default::default()
@@ -195,9 +195,26 @@ fn tenant_series_budget_drops_and_counts() {
     assert_eq!(out.accepted, 5);
     assert_eq!(
         models(&out.batch, RL),
-        vec!["model-0", "model-1", "model-2"]
+        vec!["model-0", "model-1", "model-2", OVERFLOW_MODEL]
     );
-    assert_eq!(out.dropped, vec![("series_limit", 2)]);
+    assert_eq!(out.dropped, vec![("series_overflow", 2)]);
+    assert_eq!(plain_total(&out.batch, RL, Field::Requests), 5.0);
+    let overflow: f64 = out
+        .batch
+        .series
+        .iter()
+        .filter(|s| s.key.model == OVERFLOW_MODEL)
+        .flat_map(|s| {
+            assert_eq!((s.key.cluster.as_str(), s.key.kind), ("c1", RL));
+            &s.points
+        })
+        .filter(|p| p.field == FieldKey::plain(Field::Requests))
+        .map(|p| match p.value {
+            Value::Counter(n) => n,
+            ref other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(overflow, 2.0, "model-3 and model-4, one request each");
     // Known series keep flowing; another tenant has its own budget.
     let again = normalizer.traces(
         &Origin::default(),
@@ -211,8 +228,8 @@ fn tenant_series_budget_drops_and_counts() {
         &Origin::default(),
         &traces_request(agent_resource("team-b", "c1", "gateway", "gw"), spans),
     );
-    assert_eq!(other.dropped, vec![("series_limit", 2)]);
-    assert_eq!(models(&other.batch, RL).len(), 3);
+    assert_eq!(other.dropped, vec![("series_overflow", 2)]);
+    assert_eq!(models(&other.batch, RL).len(), 4);
 }
 
 const PROMPT: &str =

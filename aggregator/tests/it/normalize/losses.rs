@@ -9,7 +9,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use otlp_test_kit::losses::*;
 use otlp_test_kit::*;
 use signal_aggregator::normalize::{
-    MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer,
+    MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer, OVERFLOW_MODEL,
 };
 use signal_aggregator::signal::Origin;
 
@@ -41,19 +41,20 @@ fn resources(parts: Vec<ExportMetricsServiceRequest>) -> ExportMetricsServiceReq
 }
 
 #[test]
-fn series_over_the_budget_count_against_their_cluster() {
+fn series_over_the_budget_fold_into_overflow_and_lose_nothing() {
     let normalizer = with_budget(3);
-    // Five models from c1 against a budget of three: two data points lost.
+    // Five models from c1 against a budget of three: two data points fold
+    // into c1's overflow series; nothing is lost.
     let out = normalizer.metrics(
         &Origin::default(),
         &queue_depth_per_model(resource("team-a", "c1"), 0..5, T0),
     );
     assert_eq!((out.accepted, out.rejected), (5, 0));
-    assert_eq!(out.dropped, vec![("series_limit", 2)]);
-    assert_eq!(lost(&out), vec![("c1".into(), 2)]);
+    assert_eq!(out.dropped, vec![("series_overflow", 2)]);
+    assert_eq!(lost(&out), vec![]);
 
     // The same full budget seen from c2 (same tenant) in one request with a
-    // known series of c1: only c2's new series are lost, and they are c2's.
+    // known series of c1: c2's new series fold into c2's overflow series.
     let out = normalizer.metrics(
         &Origin::default(),
         &resources(vec![
@@ -61,8 +62,8 @@ fn series_over_the_budget_count_against_their_cluster() {
             queue_depth_per_model(resource("team-a", "c1"), 0..1, T1),
         ]),
     );
-    assert_eq!(out.dropped, vec![("series_limit", 4)]);
-    assert_eq!(lost(&out), vec![("c2".into(), 4)]);
+    assert_eq!(out.dropped, vec![("series_overflow", 4)]);
+    assert_eq!(lost(&out), vec![]);
 
     // Spans too: one per span over the budget.
     let spans = (5..8)
@@ -79,8 +80,15 @@ fn series_over_the_budget_count_against_their_cluster() {
         &Origin::default(),
         &traces_request(resource("team-a", "c3"), spans),
     );
-    assert_eq!(out.dropped, vec![("series_limit", 3)]);
-    assert_eq!(lost(&out), vec![("c3".into(), 3)]);
+    assert_eq!(out.dropped, vec![("series_overflow", 3)]);
+    assert_eq!(lost(&out), vec![]);
+    let overflow: Vec<_> = out
+        .batch
+        .series
+        .iter()
+        .map(|s| (s.key.cluster.as_str(), s.key.model.as_str()))
+        .collect();
+    assert_eq!(overflow, vec![("c3", OVERFLOW_MODEL)]);
 }
 
 #[test]

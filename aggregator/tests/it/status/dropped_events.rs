@@ -186,7 +186,8 @@ async fn dropped_events_count_exactly_the_items_lost_for_each_cluster() {
 
     // eu-west's agent, whose resources claim us-east (the token decides).
     let claimed = || resource("team-a", "us-east");
-    // Five models against a budget of three: 2 lost.
+    // Five models against a budget of three: 2 fold into the overflow
+    // series (model `otel.metric.overflow`), nothing lost.
     assert_eq!(
         agg.metrics(EU_TOKEN, queue_depth_per_model(claimed(), 0..5, t))
             .await,
@@ -230,7 +231,7 @@ async fn dropped_events_count_exactly_the_items_lost_for_each_cluster() {
     let [engine, router] = engine_then_router(team_b(), start, end);
     agg.metrics(EU_TOKEN, engine).await;
     agg.metrics(EU_TOKEN, router).await;
-    let eu_west_lost = 2 + 4 + 2 + 3 + 2;
+    let eu_west_lost = 4 + 2 + 3 + 2;
 
     // us-east's agent: one series over team-c's budget, and two points
     // under a tenant name that is not valid.
@@ -247,15 +248,16 @@ async fn dropped_events_count_exactly_the_items_lost_for_each_cluster() {
         .await,
         2
     );
-    let us_east_lost = 1 + 2;
+    // team-c's series over its budget folds into the overflow series.
+    let us_east_lost = 2;
 
     // What /metrics says happened, per reason: the dedup drops did happen,
     // and everything lost is accounted to a cluster.
     assert_eq!(agg.dropped("duplicate_point"), 1);
     assert_eq!(agg.dropped("superseded_metric_name"), 1);
     assert_eq!(agg.dropped("outranked_source"), 1);
+    assert_eq!(agg.dropped("series_overflow"), 2 + 1);
     let lost_on_metrics = agg.rejected_invalid()
-        + agg.dropped("series_limit")
         + agg.dropped("unsupported_metric_type")
         + agg.dropped("cumulative_state_full");
     assert_eq!(lost_on_metrics, eu_west_lost + us_east_lost);

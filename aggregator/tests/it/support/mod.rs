@@ -10,4 +10,5 @@ pub mod binary;
 pub mod ingest;
 pub mod normalize;
 pub mod redis;
+pub mod stack;
 pub mod status;
