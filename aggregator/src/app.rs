@@ -26,6 +26,7 @@ use crate::auth::{
 };
 use crate::clock::{Clock, system_clock};
 use crate::directory::{self, Directory};
+use crate::forward::{self, Forwarding, ForwardingSink};
 use crate::ingest::{self, IngestConfig};
 use crate::normalize::Normalizer;
 use crate::pipeline::activity::{Activity, track_activity};
@@ -72,6 +73,7 @@ pub struct Prepared {
     activity: Activity,
     directory: Directory,
     sink: Arc<dyn ExportSink>,
+    forwarding: Arc<Forwarding>,
     ingest: IngestConfig,
     access: QueryAccess,
     kube: Option<::kube::Client>,
@@ -105,6 +107,9 @@ impl Prepared {
             )
             .with_loss_observer(Arc::new(activity.clone())),
         );
+        // Spans of ModelServices with traces on also go to their forwarders.
+        let forwarding = Forwarding::new(config.forward.config(), metrics.clone());
+        let sink: Arc<dyn ExportSink> = Arc::new(ForwardingSink::new(sink, forwarding.clone()));
 
         // Decided before anything binds: whether tokens are issued decides
         // whether ingest is authenticated, and so where it may listen.
@@ -172,6 +177,7 @@ impl Prepared {
             activity,
             directory: Directory::new(),
             sink,
+            forwarding,
             ingest,
             access,
             kube: kube.client,
@@ -223,6 +229,13 @@ impl Prepared {
                 .context("query API server failed")
         });
 
+        let enricher: Arc<dyn forward::Enricher> = Arc::new(forward::NoEnrichment);
+        tasks.spawn(finished(forward::run(
+            self.forwarding.clone(),
+            self.directory.clone(),
+            enricher,
+            cancel.clone(),
+        )));
         // Every replica shares what it recorded, whether or not it writes status.
         tasks.spawn(finished(shared_activity::run_pushes(
             self.activity.clone(),

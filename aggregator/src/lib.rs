@@ -16,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod clock;
 pub mod directory;
+pub mod forward;
 pub mod ingest;
 pub mod normalize;
 pub mod pipeline;

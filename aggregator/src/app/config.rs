@@ -9,6 +9,7 @@ use super::kube::KubeArgs;
 use crate::api::ApiArgs;
 use crate::auth::AuthArgs;
 use crate::auth::issuer::IssuerArgs;
+use crate::forward::ForwardArgs;
 use crate::ingest::IngestArgs;
 use crate::normalize::NormalizeArgs;
 use crate::status::StatusArgs;
@@ -50,6 +51,9 @@ pub struct Config {
 
     #[command(flatten)]
     pub tokens: IssuerArgs,
+
+    #[command(flatten)]
+    pub forward: ForwardArgs,
 
     /// Log line format. The level comes from `RUST_LOG` (default `info`).
     #[arg(

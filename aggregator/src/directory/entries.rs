@@ -77,6 +77,11 @@ pub struct ServiceEntry {
     pub scope: MetricsScope,
     /// `status.observability.metrics` as last observed on the XR.
     pub observed_metrics: Option<ServiceMetrics>,
+    /// With `spec.observability.traces.enabled`: the trace forwarder's
+    /// `host:port` from `status.observability.traces.address` (written by
+    /// function-signals), when it names a Service in the tenant's own
+    /// namespace. Only these services' spans are forwarded.
+    pub trace_forwarder: Option<String>,
 }
 
 impl ServiceEntry {
@@ -210,13 +215,43 @@ pub fn service_from_object(object: &Value) -> Result<ServiceEntry, SpecError> {
             None
         });
     let models = models_of(object, &tenant, &name);
+    let traces_on = field(object, &["spec", "observability", "traces", "enabled"])
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let trace_forwarder = field(object, &["status", "observability", "traces", "address"])
+        .and_then(Value::as_str)
+        .filter(|address| traces_on && is_forwarder_in(address, &tenant))
+        .map(str::to_string);
     Ok(ServiceEntry {
         tenant,
         name,
         models,
         scope: metrics.map(|m| m.scope).unwrap_or_default(),
         observed_metrics,
+        trace_forwarder,
     })
+}
+
+/// `<service>.<tenant>.svc[.<cluster domain>]:<port>`: a Service in the
+/// tenant's namespace, so a status edit cannot send one tenant's spans
+/// anywhere else.
+pub fn is_forwarder_in(address: &str, tenant: &str) -> bool {
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    let mut labels = host.split('.');
+    let service = labels.next().unwrap_or_default();
+    let dns_label = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    dns_label(service)
+        && labels.next() == Some(tenant)
+        && labels.next() == Some("svc")
+        && labels.all(dns_label)
+        && port.parse::<u16>().is_ok_and(|p| p > 0)
 }
 
 fn models_of(object: &Value, tenant: &str, name: &str) -> Vec<String> {

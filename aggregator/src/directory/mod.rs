@@ -21,7 +21,7 @@ use crate::query::{FleetPolicy, PriceBook};
 use crate::signal::SeriesKey;
 
 pub use entries::{
-    ClusterEntry, MODELS_ANNOTATION, ServiceEntry, SpecError, cluster_from_object,
+    ClusterEntry, MODELS_ANNOTATION, ServiceEntry, SpecError, cluster_from_object, is_forwarder_in,
     service_from_object,
 };
 

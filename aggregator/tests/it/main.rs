@@ -8,6 +8,7 @@ mod app;
 mod architecture;
 mod auth;
 mod directory;
+mod forward;
 mod ingest;
 mod normalize;
 mod pipeline;

@@ -36,6 +36,7 @@ fn directory() -> Directory {
         models: vec![model.into()],
         scope,
         observed_metrics: None,
+        trace_forwarder: None,
     };
     directory.replace_services(vec![
         service("team-a", "m1", apis::MetricsScope::Fleet),

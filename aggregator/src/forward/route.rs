@@ -1,0 +1,152 @@
+//! Which spans of an export request go to which forwarder, and the copies
+//! that go. A resource's tenant and cluster are resolved as normalize
+//! resolves them (tenant from `modelplane.tenant`, else `k8s.namespace.name`;
+//! the authenticated cluster over any claimed one); a span goes to the
+//! forwarders of that tenant's ModelServices with traces on that serve its
+//! model, and nowhere else. Each copy's resource carries the tenant, service
+//! and routing cluster as the aggregator resolved them, overwriting whatever
+//! the sender put under those keys: the forwarder keeps only spans stamped
+//! with its own tenant and service.
+
+use std::collections::BTreeMap;
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use crate::signal::Origin;
+
+pub const TENANT: &str = "modelplane.tenant";
+pub const SERVICE: &str = "modelplane.service";
+pub const ROUTING_CLUSTER: &str = "modelplane.routing.cluster";
+
+/// A ModelService with traces on, as the router needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub tenant: String,
+    pub service: String,
+    pub models: Vec<String>,
+    pub address: String,
+}
+
+/// Routes by tenant.
+#[derive(Debug, Default)]
+pub struct Routes {
+    pub by_tenant: BTreeMap<String, Vec<Route>>,
+}
+
+impl Routes {
+    pub fn is_empty(&self) -> bool {
+        self.by_tenant.is_empty()
+    }
+}
+
+pub(crate) fn str_value(value: Option<&AnyValue>) -> Option<&str> {
+    match value.and_then(|v| v.value.as_ref()) {
+        Some(any_value::Value::StringValue(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| str_value(kv.value.as_ref()))
+        .filter(|s| !s.is_empty())
+}
+
+pub(crate) fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Sets `key` (replacing every existing value of it).
+pub(crate) fn set_attr(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
+    attributes.retain(|kv| kv.key != key);
+    attributes.push(string_kv(key, value));
+}
+
+/// The copies of `request`'s spans each route receives, keyed by address.
+pub fn select(
+    routes: &Routes,
+    origin: &Origin,
+    request: &ExportTraceServiceRequest,
+) -> BTreeMap<String, (ExportTraceServiceRequest, usize)> {
+    let mut out: BTreeMap<String, (ExportTraceServiceRequest, usize)> = BTreeMap::new();
+    if routes.is_empty() {
+        return out;
+    }
+    for resource_spans in &request.resource_spans {
+        let attributes = resource_spans
+            .resource
+            .as_ref()
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
+        let Some(tenant) =
+            attr(attributes, TENANT).or_else(|| attr(attributes, "k8s.namespace.name"))
+        else {
+            continue;
+        };
+        let Some(tenant_routes) = routes.by_tenant.get(tenant) else {
+            continue;
+        };
+        let cluster = origin
+            .authenticated_cluster
+            .as_deref()
+            .or_else(|| attr(attributes, "modelplane.cluster"))
+            .or_else(|| attr(attributes, "k8s.cluster.name"));
+        let resource_model = attr(attributes, "modelplane.model")
+            .or_else(|| attr(attributes, "gen_ai.request.model"))
+            .or_else(|| attr(attributes, "mesh_llm.model"));
+        // Per route: the scopes with the spans it gets.
+        let mut picked: BTreeMap<usize, Vec<ScopeSpans>> = BTreeMap::new();
+        for scope_spans in &resource_spans.scope_spans {
+            let mut per_route: BTreeMap<usize, Vec<Span>> = BTreeMap::new();
+            for span in &scope_spans.spans {
+                let model = attr(&span.attributes, "gen_ai.request.model")
+                    .or_else(|| attr(&span.attributes, "gen_ai.response.model"))
+                    .or(resource_model);
+                let Some(model) = model else { continue };
+                for (i, route) in tenant_routes.iter().enumerate() {
+                    if route.models.iter().any(|m| m == model) {
+                        per_route.entry(i).or_default().push(span.clone());
+                    }
+                }
+            }
+            for (i, spans) in per_route {
+                picked.entry(i).or_default().push(ScopeSpans {
+                    scope: scope_spans.scope.clone(),
+                    spans,
+                    schema_url: scope_spans.schema_url.clone(),
+                });
+            }
+        }
+        for (i, scope_spans) in picked {
+            let route = &tenant_routes[i];
+            let mut resource = resource_spans.resource.clone().unwrap_or_default();
+            set_attr(&mut resource.attributes, TENANT, &route.tenant);
+            set_attr(&mut resource.attributes, SERVICE, &route.service);
+            match cluster {
+                Some(cluster) => set_attr(&mut resource.attributes, ROUTING_CLUSTER, cluster),
+                None => resource.attributes.retain(|kv| kv.key != ROUTING_CLUSTER),
+            }
+            let spans: usize = scope_spans.iter().map(|s| s.spans.len()).sum();
+            let entry = out
+                .entry(route.address.clone())
+                .or_insert_with(|| (ExportTraceServiceRequest::default(), 0));
+            entry.0.resource_spans.push(ResourceSpans {
+                resource: Some(resource),
+                scope_spans,
+                schema_url: resource_spans.schema_url.clone(),
+            });
+            entry.1 += spans;
+        }
+    }
+    out
+}

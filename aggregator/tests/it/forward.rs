@@ -1,0 +1,501 @@
+//! The trace fan-out (`forward/`): which spans reach which ModelService's
+//! forwarder, what they carry, and what happens when the forwarder is down
+//! or throttles. The forwarder here is an in-process OTLP/gRPC receiver that
+//! records what arrives and answers as scripted: the real collector cannot
+//! be made to answer UNAVAILABLE with RetryInfo on demand. The end-to-end
+//! test with real collectors is test/traces/test_forwarding_e2e.py.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
+use otlp_test_kit::string_kv;
+use otlp_test_kit::{span, traces_request};
+use parking_lot::Mutex;
+use signal_aggregator::directory::{Directory, ServiceEntry};
+use signal_aggregator::forward::sender::{Sent, classify};
+use signal_aggregator::forward::{
+    Enricher, ForwardConfig, Forwarding, ForwardingSink, NoEnrichment,
+};
+use signal_aggregator::normalize::Normalizer;
+use signal_aggregator::pipeline::{ExportSink, Pipeline};
+use signal_aggregator::signal::Origin;
+use signal_aggregator::store::SketchStore;
+use signal_aggregator::store::memory::{MemoryStore, MemoryStoreConfig};
+use signal_aggregator::telemetry::SelfMetrics;
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Response, Status};
+
+/// A scripted OTLP/gRPC receiver: answers each export with the next scripted
+/// status (OK once the script runs out) and records what it accepted.
+#[derive(Clone, Default)]
+struct Receiver {
+    accepted: Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    script: Arc<Mutex<VecDeque<Status>>>,
+    calls: Arc<Mutex<usize>>,
+    arrived: Arc<tokio::sync::Notify>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        *self.calls.lock() += 1;
+        let scripted = self.script.lock().pop_front();
+        let result = match scripted {
+            Some(status) => Err(status),
+            None => {
+                self.accepted.lock().push(request.into_inner());
+                Ok(Response::new(ExportTraceServiceResponse::default()))
+            }
+        };
+        self.arrived.notify_one();
+        result
+    }
+}
+
+impl Receiver {
+    async fn start(self) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+        let service = TraceServiceServer::new(self)
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(incoming),
+        );
+        address
+    }
+
+    fn spans(&self) -> Vec<(Vec<KeyValue>, String)> {
+        self.accepted
+            .lock()
+            .iter()
+            .flat_map(|r| r.resource_spans.iter())
+            .flat_map(|rs| {
+                let resource = rs.resource.clone().unwrap_or_default().attributes;
+                rs.scope_spans
+                    .iter()
+                    .flat_map(|ss| ss.spans.iter())
+                    .map(move |s| (resource.clone(), s.name.clone()))
+            })
+            .collect()
+    }
+
+    /// Waits until `n` spans were accepted (the test's own timeout bounds it).
+    async fn wait_for_spans(&self, n: usize) {
+        loop {
+            let notified = self.arrived.notified();
+            if self.spans().len() >= n {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Polls `done` until it holds: the worker updates its counters just after
+/// the receiver answered. Bounded by the test harness's timeout, not here.
+async fn eventually(mut done: impl FnMut() -> bool) {
+    while !done() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn attr<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a str> {
+    attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s.as_str()),
+            _ => None,
+        }
+    })
+}
+
+fn service(tenant: &str, name: &str, forwarder: Option<String>) -> ServiceEntry {
+    ServiceEntry {
+        tenant: tenant.into(),
+        name: name.into(),
+        models: vec![name.into(), format!("{tenant}/{name}")],
+        scope: apis::MetricsScope::PerTenant,
+        observed_metrics: None,
+        trace_forwarder: forwarder,
+    }
+}
+
+struct Rig {
+    sink: ForwardingSink,
+    forwarding: Arc<Forwarding>,
+    metrics: Arc<SelfMetrics>,
+    _stop: tokio_util::sync::DropGuard,
+}
+
+/// The pipeline on an in-memory store, decorated with the fan-out, routes
+/// from `services`. Forwarder addresses are loopback ports here; the
+/// directory's check that an address is in the tenant's namespace is its own
+/// test (`directory::trace_forwarders_*`), so the entries are built directly.
+async fn rig(services: Vec<ServiceEntry>, config: ForwardConfig) -> Rig {
+    let metrics = Arc::new(SelfMetrics::default());
+    let store: Arc<dyn SketchStore> = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
+    let pipeline: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
+        Normalizer::new(Default::default()),
+        store,
+        metrics.clone(),
+    ));
+    let directory = Directory::new();
+    directory.replace_services(services);
+    let forwarding = Forwarding::new(config, metrics.clone());
+    let enricher: Arc<dyn Enricher> = Arc::new(NoEnrichment);
+    forwarding.update_routes(&directory, &enricher);
+    let stop = CancellationToken::new();
+    Rig {
+        sink: ForwardingSink::new(pipeline, forwarding.clone()),
+        forwarding,
+        metrics,
+        _stop: stop.drop_guard(),
+    }
+}
+
+fn gateway_span(name: &str, model: &str) -> opentelemetry_proto::tonic::trace::v1::Span {
+    span(
+        name,
+        vec![
+            string_kv("gen_ai.operation.name", "chat"),
+            string_kv("gen_ai.request.model", model),
+            string_kv("gen_ai.input.messages", "PROMPT-forward-test"),
+        ],
+        1_000_000_000,
+        2_000_000_000,
+    )
+}
+
+fn resource(tenant: &str, cluster: &str) -> Vec<KeyValue> {
+    vec![
+        string_kv("k8s.namespace.name", tenant),
+        string_kv("modelplane.cluster", cluster),
+    ]
+}
+
+#[tokio::test]
+async fn forward_spans_go_only_to_their_own_services_forwarder() {
+    let chat = Receiver::default();
+    let other_tenant = Receiver::default();
+    let chat_addr = chat.clone().start().await;
+    let other_addr = other_tenant.clone().start().await;
+    let rig = rig(
+        vec![
+            service("team-a", "chat", Some(chat_addr.clone())),
+            service("team-a", "untraced", None),
+            service("team-b", "chat", Some(other_addr.clone())),
+        ],
+        ForwardConfig::default(),
+    )
+    .await;
+    let origin = Origin::default();
+    // team-a: one span of the traced service, one of the untraced one.
+    let mut request = traces_request(
+        resource("team-a", "eu-west"),
+        vec![
+            gateway_span("a-chat", "chat"),
+            gateway_span("a-untraced", "untraced"),
+        ],
+    );
+    // team-a claiming team-b's identity in span-level and forwarder attributes:
+    // the resource says team-a, so it stays team-a's.
+    let mut claiming = gateway_span("a-claims-b", "chat");
+    claiming
+        .attributes
+        .push(string_kv("modelplane.tenant", "team-b"));
+    request.resource_spans[0].scope_spans[0]
+        .spans
+        .push(claiming);
+    request.resource_spans[0]
+        .resource
+        .as_mut()
+        .unwrap()
+        .attributes
+        .extend([
+            string_kv("modelplane.service", "chat-of-team-b"),
+            string_kv("modelplane.routing.cluster", "claimed"),
+        ]);
+    rig.sink.export_traces(&origin, request).await.unwrap();
+    // team-c has no traced service at all.
+    rig.sink
+        .export_traces(
+            &origin,
+            traces_request(
+                resource("team-c", "eu-west"),
+                vec![gateway_span("c-chat", "chat")],
+            ),
+        )
+        .await
+        .unwrap();
+    // team-b's own span, from an authenticated cluster.
+    let authenticated = Origin {
+        authenticated_cluster: Some("us-east".into()),
+    };
+    rig.sink
+        .export_traces(
+            &authenticated,
+            traces_request(
+                resource("team-b", "claims-eu"),
+                vec![gateway_span("b-chat", "chat")],
+            ),
+        )
+        .await
+        .unwrap();
+
+    chat.wait_for_spans(2).await;
+    other_tenant.wait_for_spans(1).await;
+    let got = |r: &Receiver| -> Vec<(String, String, String, String, String)> {
+        let mut v: Vec<_> = r
+            .spans()
+            .into_iter()
+            .map(|(res, name)| {
+                (
+                    name,
+                    attr(&res, "modelplane.tenant").unwrap_or("-").to_string(),
+                    attr(&res, "modelplane.service").unwrap_or("-").to_string(),
+                    attr(&res, "modelplane.routing.cluster")
+                        .unwrap_or("-")
+                        .to_string(),
+                    attr(&res, "k8s.namespace.name").unwrap_or("-").to_string(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let own = |name: &str, tenant: &str, cluster: &str| {
+        (
+            name.to_string(),
+            tenant.to_string(),
+            "chat".to_string(),
+            cluster.to_string(),
+            tenant.to_string(),
+        )
+    };
+    assert_eq!(
+        got(&chat),
+        vec![
+            own("a-chat", "team-a", "eu-west"),
+            own("a-claims-b", "team-a", "eu-west")
+        ]
+    );
+    assert_eq!(got(&other_tenant), vec![own("b-chat", "team-b", "us-east")]);
+    // The raw span travels whole: its prompt attribute reached the forwarder.
+    let prompts = chat
+        .accepted
+        .lock()
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter())
+        .filter(|s| attr(&s.attributes, "gen_ai.input.messages") == Some("PROMPT-forward-test"))
+        .count();
+    assert_eq!(prompts, 2);
+    eventually(|| {
+        rig.forwarding
+            .stats()
+            .iter()
+            .map(|s| s.3.forwarded)
+            .sum::<u64>()
+            == 3
+    })
+    .await;
+    let mut forwarded: Vec<(String, String, u64)> = rig
+        .forwarding
+        .stats()
+        .into_iter()
+        .map(|(tenant, service, _, s, _)| (tenant, service, s.forwarded))
+        .collect();
+    forwarded.sort();
+    assert_eq!(
+        forwarded,
+        vec![
+            ("team-a".into(), "chat".into(), 2),
+            ("team-b".into(), "chat".into(), 1)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn forward_a_dead_forwarder_never_blocks_ingest_and_drops_are_counted() {
+    // Nothing listens on this port: every send fails with UNAVAILABLE.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let rig = rig(
+        vec![service("team-a", "chat", Some(dead))],
+        ForwardConfig {
+            queue_spans: 100,
+            ..ForwardConfig::default()
+        },
+    )
+    .await;
+    let origin = Origin::default();
+    for i in 0..30 {
+        let spans = (0..10)
+            .map(|j| gateway_span(&format!("s{i}-{j}"), "chat"))
+            .collect();
+        // Every request is acknowledged although the forwarder is down.
+        let outcome = rig
+            .sink
+            .export_traces(
+                &origin,
+                traces_request(resource("team-a", "eu-west"), spans),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcome.rejected, 0);
+    }
+    let stats = rig.forwarding.stats();
+    let (_, _, _, s, queued) = &stats[0];
+    // 300 spans offered, at most 100 held: the rest dropped, oldest first,
+    // and counted where /metrics reads them.
+    assert_eq!(s.forwarded, 0);
+    assert_eq!(s.dropped_queue_full + *queued as u64, 300);
+    assert!(*queued <= 100, "{queued}");
+    assert_eq!(
+        rig.metrics
+            .dropped_snapshot()
+            .get(&("traces", "forward_queue_full"))
+            .copied(),
+        Some(s.dropped_queue_full)
+    );
+    // Ingest kept every span for the sketches.
+    assert_eq!(
+        rig.metrics.ingested_snapshot().get("traces").copied(),
+        Some(300)
+    );
+}
+
+#[tokio::test]
+async fn forward_retries_after_unavailable_and_delivers_everything_once() {
+    let receiver = Receiver::default();
+    receiver.script.lock().extend([
+        <Status as tonic_types::StatusExt>::with_error_details(
+            tonic::Code::Unavailable,
+            "busy",
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_millis(50))),
+        ),
+        Status::unavailable("still busy"),
+    ]);
+    let address = receiver.clone().start().await;
+    let rig = rig(
+        vec![service("team-a", "chat", Some(address))],
+        ForwardConfig::default(),
+    )
+    .await;
+    rig.sink
+        .export_traces(
+            &Origin::default(),
+            traces_request(
+                resource("team-a", "eu-west"),
+                vec![gateway_span("once", "chat")],
+            ),
+        )
+        .await
+        .unwrap();
+    receiver.wait_for_spans(1).await;
+    eventually(|| rig.forwarding.stats()[0].3.forwarded == 1).await;
+    assert_eq!(*receiver.calls.lock(), 3);
+    assert_eq!(receiver.spans().len(), 1);
+    let (_, _, _, s, queued) = &rig.forwarding.stats()[0];
+    assert_eq!((s.forwarded, s.retries, *queued), (1, 2, 0));
+}
+
+#[test]
+fn forward_retry_info_sets_the_delay_and_only_retryable_codes_are_retried() {
+    let with_info = |code| {
+        <Status as tonic_types::StatusExt>::with_error_details(
+            code,
+            "x",
+            tonic_types::ErrorDetails::with_retry_info(Some(Duration::from_secs(7))),
+        )
+    };
+    assert_eq!(
+        classify(&with_info(tonic::Code::Unavailable)),
+        Sent::Retry {
+            after: Some(Duration::from_secs(7)),
+            code: tonic::Code::Unavailable
+        }
+    );
+    // RESOURCE_EXHAUSTED is retryable only when the receiver says when.
+    assert_eq!(
+        classify(&with_info(tonic::Code::ResourceExhausted)),
+        Sent::Retry {
+            after: Some(Duration::from_secs(7)),
+            code: tonic::Code::ResourceExhausted
+        }
+    );
+    assert_eq!(
+        classify(&Status::resource_exhausted("full")),
+        Sent::Refused {
+            code: tonic::Code::ResourceExhausted
+        }
+    );
+    assert_eq!(
+        classify(&Status::unavailable("down")),
+        Sent::Retry {
+            after: None,
+            code: tonic::Code::Unavailable
+        }
+    );
+    assert_eq!(
+        classify(&Status::invalid_argument("bad")),
+        Sent::Refused {
+            code: tonic::Code::InvalidArgument
+        }
+    );
+}
+
+#[test]
+fn forward_addresses_outside_the_tenants_namespace_are_ignored() {
+    use signal_aggregator::directory::is_forwarder_in;
+    assert!(is_forwarder_in("traces-chat.team-a.svc:4317", "team-a"));
+    assert!(is_forwarder_in(
+        "traces-chat.team-a.svc.cluster.local:4317",
+        "team-a"
+    ));
+    assert!(!is_forwarder_in("traces-chat.team-b.svc:4317", "team-a"));
+    assert!(!is_forwarder_in("evil.example.com:4317", "team-a"));
+    assert!(!is_forwarder_in("traces-chat.team-a.svc", "team-a"));
+    assert!(!is_forwarder_in("traces-chat.team-a.svc:0", "team-a"));
+    assert!(!is_forwarder_in("x@traces-chat.team-a.svc:4317", "team-a"));
+}
+
+#[test]
+fn forward_routes_come_from_traces_enabled_and_the_status_address() {
+    use signal_aggregator::directory::service_from_object;
+    let object = |enabled: bool, address: &str| {
+        serde_json::json!({
+            "apiVersion": "modelplane.ai/v1alpha1", "kind": "ModelService",
+            "metadata": { "name": "chat", "namespace": "team-a" },
+            "spec": { "observability": { "traces": { "enabled": enabled, "endpoint": "https://x",
+                "headers": { "x-api-key": { "value": "never-parsed" } } } } },
+            "status": { "observability": { "traces": { "address": address } } },
+        })
+    };
+    let forwarder = |o| service_from_object(&o).unwrap().trace_forwarder;
+    assert_eq!(
+        forwarder(object(true, "traces-chat.team-a.svc:4317")),
+        Some("traces-chat.team-a.svc:4317".to_string())
+    );
+    assert_eq!(
+        forwarder(object(false, "traces-chat.team-a.svc:4317")),
+        None
+    );
+    assert_eq!(forwarder(object(true, "traces-chat.team-b.svc:4317")), None);
+}
