@@ -229,7 +229,10 @@ impl Prepared {
                 .context("query API server failed")
         });
 
-        let enricher: Arc<dyn forward::Enricher> = Arc::new(forward::NoEnrichment);
+        let enricher: Arc<dyn forward::Enricher> = Arc::new(forward::enrich::PrefixWarmth::new(
+            self.store.clone(),
+            self.clock.clone(),
+        ));
         tasks.spawn(finished(forward::run(
             self.forwarding.clone(),
             self.directory.clone(),

@@ -20,10 +20,9 @@ use otlp_test_kit::string_kv;
 use otlp_test_kit::{span, traces_request};
 use parking_lot::Mutex;
 use signal_aggregator::directory::{Directory, ServiceEntry};
+use signal_aggregator::forward::enrich::PrefixWarmth;
 use signal_aggregator::forward::sender::{Sent, classify};
-use signal_aggregator::forward::{
-    Enricher, ForwardConfig, Forwarding, ForwardingSink, NoEnrichment,
-};
+use signal_aggregator::forward::{Enricher, ForwardConfig, Forwarding, ForwardingSink};
 use signal_aggregator::normalize::Normalizer;
 use signal_aggregator::pipeline::{ExportSink, Pipeline};
 use signal_aggregator::signal::Origin;
@@ -149,13 +148,16 @@ async fn rig(services: Vec<ServiceEntry>, config: ForwardConfig) -> Rig {
     let store: Arc<dyn SketchStore> = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
     let pipeline: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
         Normalizer::new(Default::default()),
-        store,
+        store.clone(),
         metrics.clone(),
     ));
     let directory = Directory::new();
     directory.replace_services(services);
     let forwarding = Forwarding::new(config, metrics.clone());
-    let enricher: Arc<dyn Enricher> = Arc::new(NoEnrichment);
+    let enricher: Arc<dyn Enricher> = Arc::new(PrefixWarmth::new(
+        store,
+        signal_aggregator::clock::system_clock(),
+    ));
     forwarding.update_routes(&directory, &enricher);
     let stop = CancellationToken::new();
     Rig {
@@ -498,4 +500,71 @@ fn forward_routes_come_from_traces_enabled_and_the_status_address() {
         None
     );
     assert_eq!(forwarder(object(true, "traces-chat.team-b.svc:4317")), None);
+}
+
+#[tokio::test]
+async fn forward_spans_carry_the_warmth_of_their_prefix() {
+    let receiver = Receiver::default();
+    let address = receiver.clone().start().await;
+    let rig = rig(
+        vec![service("team-a", "chat", Some(address))],
+        ForwardConfig::default(),
+    )
+    .await;
+    let with_hash = |name: &str, hash: &str| {
+        let mut s = gateway_span(name, "chat");
+        s.attributes.push(string_kv("modelplane.prefix.hash", hash));
+        s.attributes
+            .push(string_kv("modelplane.cache.kv_tier_hit", "cpu"));
+        s
+    };
+    // One request: all of it is in the sketches before anything is forwarded.
+    let mut spans = Vec::new();
+    for i in 0..9 {
+        spans.push(with_hash(&format!("hot-{i}"), "00000000000000aa"));
+    }
+    for i in 0..3 {
+        spans.push(with_hash(&format!("warm-{i}"), "00000000000000bb"));
+    }
+    spans.push(with_hash("cold", "00000000000000cc"));
+    spans.push(gateway_span("no-hash", "chat"));
+    rig.sink
+        .export_traces(
+            &Origin::default(),
+            traces_request(resource("team-a", "eu-west"), spans),
+        )
+        .await
+        .unwrap();
+    receiver.wait_for_spans(14).await;
+    let mut got: Vec<(String, String, String)> = receiver
+        .accepted
+        .lock()
+        .iter()
+        .flat_map(|r| r.resource_spans.iter())
+        .flat_map(|rs| rs.scope_spans.iter())
+        .flat_map(|ss| ss.spans.iter())
+        .map(|s| {
+            (
+                s.name.split('-').next().unwrap().to_string(),
+                attr(&s.attributes, "modelplane.cache.prefix_warmth")
+                    .unwrap_or("-")
+                    .to_string(),
+                attr(&s.attributes, "modelplane.cache.kv_tier_hit")
+                    .unwrap_or("-")
+                    .to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    got.dedup();
+    let row = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
+    assert_eq!(
+        got,
+        vec![
+            row("cold", "cold", "cpu"),
+            row("hot", "hot", "cpu"),
+            row("no", "-", "-"),
+            row("warm", "warm", "cpu"),
+        ]
+    );
 }
