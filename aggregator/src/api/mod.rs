@@ -46,18 +46,21 @@ pub struct ApiArgs {
     pub api_addr: std::net::SocketAddr,
 }
 
-/// A JSON answer. Serialized through [`serde_json::Value`] so that no number
-/// renders as `-0.0` (an empty `f64` sum is negative zero): every answer of
-/// the query API goes through here.
+/// A JSON answer: every answer of the query API goes through here, so that
+/// no number renders as `-0.0` (an empty `f64` sum is negative zero).
 pub struct Answer<T>(pub T);
 
 impl<T: serde::Serialize> IntoResponse for Answer<T> {
     fn into_response(self) -> Response {
-        match serde_json::to_value(&self.0) {
-            Ok(mut value) => {
-                positive_zeros(&mut value);
-                Json(value).into_response()
-            }
+        match serde_json::to_string(&self.0) {
+            Ok(text) => (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    axum::http::HeaderValue::from_static("application/json"),
+                )],
+                positive_zeros(&text),
+            )
+                .into_response(),
             Err(error) => {
                 tracing::error!(%error, "an answer could not be serialized");
                 StatusCode::INTERNAL_SERVER_ERROR.into_response()
@@ -66,18 +69,34 @@ impl<T: serde::Serialize> IntoResponse for Answer<T> {
     }
 }
 
-/// Rewrites every `-0.0` in `value` as `0.0`.
-pub fn positive_zeros(value: &mut serde_json::Value) {
-    match value {
-        serde_json::Value::Number(n)
-            if n.as_f64().is_some_and(|f| f == 0.0 && f.is_sign_negative()) =>
-        {
-            *n = serde_json::Number::from_f64(0.0).expect("finite");
+/// `json` (compact, as `serde_json::to_string` writes it) with every number
+/// `-0.0` written `0.0`; strings are left alone.
+pub fn positive_zeros(json: &str) -> String {
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped, mut copied) = (false, false, 0);
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(positive_zeros),
-        serde_json::Value::Object(map) => map.values_mut().for_each(positive_zeros),
-        _ => {}
+        if b == b'"' {
+            in_string = true;
+        } else if b == b'-'
+            && bytes[i..].starts_with(b"-0.0")
+            && !matches!(bytes.get(i + 4), Some(b'0'..=b'9' | b'e' | b'E'))
+        {
+            out.push_str(&json[copied..i]);
+            copied = i + 1;
+        }
     }
+    out.push_str(&json[copied..]);
+    out
 }
 
 /// Window over which `/metrics` reports the per-series gauges.

@@ -1,7 +1,8 @@
-//! The OpenAPI 3.1 document served at `/openapi.json`. Paths, parameters and
-//! examples are written here; every response schema is generated from the
-//! type the handler returns ([`super::model`]), so what the document
-//! promises is what the handlers serialize.
+//! The OpenAPI 3.1 document served at `/openapi.json`. Paths and parameters
+//! are written here; every response schema is generated from the type the
+//! handler returns ([`super::model`]), so what the document promises is what
+//! the handlers serialize; the answer examples are a real run's answers
+//! (`examples.json`).
 
 use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{Value, json};
@@ -74,25 +75,26 @@ fn to_param() -> Value {
     )
 }
 
-fn signals_example() -> Value {
-    json!({
-        "kind": "RequestLifecycle", "tenant": "team-a",
-        "window": { "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:05:00Z",
-                    "from_unix_secs": 1767225600, "to_unix_secs": 1767225900, "seconds": 300 },
-        "groupBy": ["cluster", "model"],
-        "groups": [{
-            "cluster": "us-east-1", "model": "llama-3.1-8b",
-            "requests": 1200.0, "errors": 6.0, "error_rate": 0.005, "requests_per_second": 4.0,
-            "input_tokens": 480000.0, "output_tokens": 96000.0,
-            "ttft_seconds": { "count": 1200, "p50": 0.21, "p90": 0.48, "p99": 1.12 },
-            "tpot_seconds": { "count": 1200, "p50": 0.018, "p90": 0.026, "p99": 0.041 },
-            "e2e_seconds": { "count": 1200, "p50": 1.9, "p90": 3.8, "p99": 7.5 },
-            "queue_seconds": { "count": 1200, "p50": 0.01, "p90": 0.05, "p99": 0.3 },
-            "prefix_cache_hit_rate": 0.62,
-            "queue_depth": { "last": 3.0, "min": 0.0, "max": 11.0, "mean": 4.2 },
-            "running_requests": { "last": 24.0, "min": 8.0, "max": 31.0, "mean": 20.5 }
-        }]
-    })
+/// Answers of a real run of the aggregator on a fixed fleet, written by
+/// `aggregator/tests/it/signals/docs.rs` (`UPDATE_API_EXAMPLES=1`), which
+/// fails when they are stale: the examples below cannot drift from the product.
+const EXAMPLES_JSON: &str = include_str!("examples.json");
+
+fn examples() -> Value {
+    serde_json::from_str(EXAMPLES_JSON).expect("examples.json is JSON")
+}
+
+/// One example answer per signal kind.
+fn signals_examples(examples: &Value) -> Value {
+    kinds()
+        .into_iter()
+        .map(|kind| {
+            let example = json!({ "summary": format!("{kind}, cluster us-east-1"),
+                                  "value": examples["signals"][kind] });
+            (kind.to_string(), example)
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 pub fn document() -> Value {
@@ -106,7 +108,8 @@ pub fn document() -> Value {
     let compare = schema::<CompareResponse>(&mut generator);
     let health = schema::<Health>(&mut generator);
     let readiness = schema::<Readiness>(&mut generator);
-    let scheduler = scheduler_paths(&mut generator);
+    let examples = examples();
+    let scheduler = scheduler_paths(&mut generator, &examples);
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": {
@@ -135,7 +138,7 @@ pub fn document() -> Value {
                 "responses": {
                     "200": { "description": "Grouped signals", "content": { "application/json": {
                         "schema": signals,
-                        "example": signals_example() } } },
+                        "examples": signals_examples(&examples) } } },
                     "400": error_response("A parameter is invalid; the message names it.",
                         "parameter \"window\": \"5x\" is not a duration; use a whole number and one of s, m, h, d (e.g. 30s, 5m, 1h, 7d)"),
                     "503": error_response("The sketch store is unavailable.", "store unavailable: connection refused")
@@ -159,15 +162,7 @@ pub fn document() -> Value {
                 "responses": {
                     "200": { "description": "Per-cluster values", "content": { "application/json": {
                         "schema": compare,
-                        "example": {
-                            "kind": "RequestLifecycle", "field": "ttft_seconds", "quantile": 0.99,
-                            "window": { "from": "2026-01-01T00:00:00Z", "to": "2026-01-01T00:05:00Z",
-                                        "from_unix_secs": 1767225600, "to_unix_secs": 1767225900, "seconds": 300 },
-                            "fleet_median": 0.8,
-                            "clusters": [
-                                { "cluster": "eu-west-1", "count": 900, "value": 2.4, "ratio_to_fleet_median": 3.0 },
-                                { "cluster": "us-east-1", "count": 1200, "value": 0.8, "ratio_to_fleet_median": 1.0 },
-                                { "cluster": "us-west-2", "count": 700, "value": 0.7, "ratio_to_fleet_median": 0.875 } ] } } } },
+                        "example": examples["compare"] } } },
                     "400": error_response("A parameter is invalid; the message names it.",
                         "parameter \"quantile\": \"1.5\" is not a number strictly between 0 and 1 (e.g. 0.99)")
                 }
@@ -241,11 +236,6 @@ pub fn document() -> Value {
     doc
 }
 
-fn window_example() -> Value {
-    json!({ "from": "2026-01-01T00:55:00Z", "to": "2026-01-01T01:00:00Z",
-            "from_unix_secs": 1767228900, "to_unix_secs": 1767229200, "seconds": 300 })
-}
-
 fn operator_get(
     id: &str,
     summary: &str,
@@ -273,7 +263,10 @@ fn operator_get(
 const FLEET_NOTE: &str = "Operator token only. Only fleet-visible series count: those of ModelServices \
     with observability.metrics.scope Fleet, or of clusters whose privacy.scope is Fleet.";
 
-fn scheduler_paths(generator: &mut SchemaGenerator) -> serde_json::Map<String, Value> {
+fn scheduler_paths(
+    generator: &mut SchemaGenerator,
+    examples: &Value,
+) -> serde_json::Map<String, Value> {
     let model = |required: bool| {
         json!({ "name": "model", "in": "query", "required": required,
         "schema": { "type": "string" }, "example": "llama-3.1-8b" })
@@ -289,11 +282,7 @@ fn scheduler_paths(generator: &mut SchemaGenerator) -> serde_json::Map<String, V
              query_param("cluster", "Only this cluster.", json!({ "type": "string" }), json!("us-east-1")),
              query_param("sku", "Only this GPU SKU.", json!({ "type": "string" }), json!("H100"))],
         schema::<CapacityResponse>(generator),
-        json!({ "window": window_example(), "clusters": [
-            { "cluster": "us-east-1",
-              "skus": [{ "sku": "H100", "gpus": 16.0, "allocated": 12.0, "free": 4.0, "utilization": 0.71,
-                         "price_per_gpu_hour": 4.0, "price_source": "pricing" }],
-              "total": { "gpus": 16.0, "allocated": 12.0, "free": 4.0 } } ] }),
+        examples["capacity"].clone(),
     ));
     out.insert("/v1/scheduler/prefix-overlap".into(), operator_get(
         "getSchedulerPrefixOverlap",
@@ -305,17 +294,7 @@ fn scheduler_paths(generator: &mut SchemaGenerator) -> serde_json::Map<String, V
              query_param("top", "How many top hashes per cluster and shared per pair (1-100).",
                  json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 10 }), json!(10))],
         schema::<PrefixOverlapResponse>(generator),
-        json!({ "model": "llama-3.1-8b", "window": window_example(),
-                "fleet": { "distinct": 1500.0, "occurrences": 4200 },
-                "clusters": [
-                    { "cluster": "eu-west-1", "distinct": 1000.0, "occurrences": 2500,
-                      "top": [{ "hash": "9f3c1a0b7d2e4f61", "count": 400 }] },
-                    { "cluster": "us-east-1", "distinct": 1000.0, "occurrences": 1700,
-                      "top": [{ "hash": "9f3c1a0b7d2e4f61", "count": 300 }] } ],
-                "pairs": [{ "clusters": ["eu-west-1", "us-east-1"], "distinct_union": 1500.0,
-                            "distinct_intersection": 500.0, "jaccard": 0.333,
-                            "shared_top": [{ "hash": "9f3c1a0b7d2e4f61",
-                                             "counts": { "eu-west-1": 400, "us-east-1": 300 } }] }] }),
+        examples["prefix_overlap"].clone(),
     ));
     out.insert("/v1/scheduler/overflow".into(), operator_get(
         "getSchedulerOverflow",
@@ -325,11 +304,7 @@ fn scheduler_paths(generator: &mut SchemaGenerator) -> serde_json::Map<String, V
                   $/GPU-hour and $/token (dollars / input+output tokens). {FLEET_NOTE}"),
         vec![model(false), window_param(), to_param()],
         schema::<OverflowResponse>(generator),
-        json!({ "model": "llama-3.1-8b", "window": window_example(), "clusters": [
-            { "cluster": "us-east-1", "queue_depth": 42.0, "running_requests": 64.0,
-              "requests_per_second": 12.5, "ttft_p99_seconds": 1.9, "free_gpus": 0.0,
-              "gpu_hours": 1.33, "dollars": 5.33, "dollars_per_gpu_hour": 4.0,
-              "tokens": 2400000.0, "dollars_per_token": 0.0000022 } ] }),
+        examples["overflow"].clone(),
     ));
     out
 }

@@ -4,6 +4,7 @@
 //! (`visibility`), and the docs generated from the table and a real run
 //! (`docs`).
 
+mod docs;
 mod mapping;
 mod mesh_llm;
 mod visibility;

@@ -210,3 +210,12 @@ async fn answers_never_render_negative_zero() {
     assert_eq!(body["groups"][0]["launches"]["attempts"], 0.0);
     assert_eq!(body["groups"][0]["unloads"], 0.0);
 }
+
+#[test]
+fn negative_zero_numbers_are_rewritten_and_strings_left_alone() {
+    use signal_aggregator::api::positive_zeros;
+    assert_eq!(
+        positive_zeros(r#"{"a":-0.0,"b":"x-0.0","c":[-0.0,-0.05,-10.0,-0.0e1],"d\"-0.0":-0.0}"#),
+        r#"{"a":0.0,"b":"x-0.0","c":[0.0,-0.05,-10.0,-0.0e1],"d\"-0.0":0.0}"#
+    );
+}

@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use prost::Message as _;
 use serde_json::Value;
 
@@ -128,6 +130,15 @@ impl Stack {
                     .map_or(0, |p| p.rejected_data_points)
             }
         }
+    }
+
+    /// Sends `request` over gRPC; returns the rejected span count.
+    pub async fn traces(&self, request: ExportTraceServiceRequest) -> i64 {
+        let mut client = TraceServiceClient::connect(self.grpc.clone())
+            .await
+            .unwrap();
+        let response = client.export(request).await.unwrap().into_inner();
+        response.partial_success.map_or(0, |p| p.rejected_spans)
     }
 
     /// `GET path` on the API; must answer 200 with JSON.
