@@ -387,6 +387,163 @@ mod tests {
         ));
     }
 
+    /// The log's segment files by first sequence number.
+    fn segment_names(dir: &Path) -> Vec<u64> {
+        let mut names: Vec<u64> = list_segments(dir)
+            .unwrap()
+            .iter()
+            .map(|s| s.first_seq)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn disk_bytes(dir: &Path) -> u64 {
+        list_segments(dir).unwrap().iter().map(|s| s.bytes).sum()
+    }
+
+    #[test]
+    fn bytes_counts_every_entry_header_and_payload_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(wal.dir(), dir.path());
+        assert_eq!(wal.bytes(), 0);
+        wal.append(&[b"abc", b"de"]).unwrap();
+        assert_eq!(wal.bytes(), 2 * ENTRY_HEADER as u64 + 5);
+        assert_eq!(wal.bytes(), disk_bytes(dir.path()));
+        drop(wal);
+        // Reopened, the old segment (with its entries) is still counted.
+        let (wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(wal.bytes(), 2 * ENTRY_HEADER as u64 + 5);
+        assert_eq!(segment_names(dir.path()), vec![1, 3]);
+    }
+
+    #[test]
+    fn a_segment_is_closed_once_it_reaches_its_size_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let one_entry = ENTRY_HEADER as u64 + 1;
+        let (mut wal, _) = Wal::open(dir.path(), one_entry).unwrap();
+        wal.append(&[b"a"]).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![1, 2]);
+        let (mut wal2, _) = {
+            drop(wal);
+            Wal::open(dir.path(), one_entry + 1).unwrap()
+        };
+        wal2.append(&[b"b"]).unwrap();
+        assert_eq!(
+            segment_names(dir.path()),
+            vec![1, 2],
+            "one byte short of its size, the segment stays open"
+        );
+    }
+
+    #[test]
+    fn truncation_deletes_a_segment_once_the_next_one_starts_at_the_flushed_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 1).unwrap();
+        for payload in [b"a", b"b", b"c"] {
+            wal.append(&[payload]).unwrap();
+        }
+        assert_eq!(segment_names(dir.path()), vec![1, 2, 3, 4]);
+        // Entry 1 flushed: segment 1 goes, segment 2 (entry 2) stays.
+        wal.truncate_before(2).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![2, 3, 4]);
+        assert_eq!(wal.bytes(), 2 * (ENTRY_HEADER as u64 + 1));
+        wal.truncate_before(2).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn a_fully_flushed_log_starts_a_fresh_segment_only_past_an_eighth_of_its_size() {
+        let entry = ENTRY_HEADER as u64 + 1;
+        // Under an eighth of the segment size: the current segment is kept.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 8 * entry + 8).unwrap();
+        wal.append(&[b"a"]).unwrap();
+        wal.truncate_before(wal.next_seq()).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![1]);
+        // At an eighth: a fresh segment replaces it, and the old one goes.
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 8 * entry).unwrap();
+        wal.append(&[b"a"]).unwrap();
+        wal.truncate_before(wal.next_seq() - 1).unwrap();
+        assert_eq!(
+            segment_names(dir.path()),
+            vec![1],
+            "entry 1 is not flushed yet"
+        );
+        wal.truncate_before(wal.next_seq()).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![2]);
+        assert_eq!(wal.bytes(), 0);
+        // Nothing appended since: no new segment however often it is asked,
+        // even when an eighth of the size is nothing.
+        wal.truncate_before(wal.next_seq()).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![2]);
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(dir.path(), 1).unwrap();
+        wal.append(&[b"a"]).unwrap();
+        wal.truncate_before(wal.next_seq()).unwrap();
+        wal.truncate_before(wal.next_seq()).unwrap();
+        assert_eq!(segment_names(dir.path()), vec![2]);
+        wal.append(&[b"b"]).unwrap();
+        drop(wal);
+        let (_, replay) = Wal::open(dir.path(), 1).unwrap();
+        assert_eq!(payloads(&replay), vec![&b"b"[..]]);
+    }
+
+    #[test]
+    fn a_cut_torn_tail_stays_cut_across_later_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = {
+            let (mut wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
+            wal.append(&[b"kept", b"torn"]).unwrap();
+            wal.segments.last().unwrap().path.clone()
+        };
+        let len = fs::metadata(&path).unwrap().len();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 2)
+            .unwrap();
+        {
+            let (mut wal, _) = Wal::open(dir.path(), 1 << 20).unwrap();
+            assert_eq!(
+                fs::metadata(&path).unwrap().len(),
+                ENTRY_HEADER as u64 + 4,
+                "the file holds exactly the entry kept"
+            );
+            wal.append(&[b"next"]).unwrap();
+        }
+        // The cut segment is no longer the newest: had the torn bytes stayed,
+        // this open would report damage.
+        let (_, replay) = Wal::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(payloads(&replay), vec![&b"kept"[..], b"next"]);
+    }
+
+    #[test]
+    fn an_implausible_length_is_named_apart_from_a_short_payload() {
+        let header = |len: u32| {
+            let mut h = [0u8; ENTRY_HEADER];
+            h[..4].copy_from_slice(&len.to_le_bytes());
+            h[4..12].copy_from_slice(&1u64.to_le_bytes());
+            h
+        };
+        let limit = MAX_ENTRY_BYTES as u32;
+        assert_eq!(
+            parse_entry(&header(limit + 1), 1).unwrap_err(),
+            format!("entry length {} is implausible", limit + 1)
+        );
+        assert_eq!(
+            parse_entry(&header(limit), 1).unwrap_err(),
+            "truncated entry payload"
+        );
+        assert_eq!(
+            parse_entry(&header(0)[..ENTRY_HEADER - 1], 1).unwrap_err(),
+            "truncated entry header"
+        );
+    }
+
     #[test]
     fn truncation_keeps_unflushed_entries_and_sequence_floor() {
         let dir = tempfile::tempdir().unwrap();

@@ -85,6 +85,33 @@ fn out_of_range_and_empty_cases_follow_prometheus() {
 }
 
 #[test]
+fn quantiles_zero_and_one_are_answered_not_clamped_to_infinity() {
+    // Cumulative 10, 30, 60, 100, 100 (every observation finite).
+    // q=0: rank 0 → first bucket (cum 10 ≥ 0); 0 + 0.1 * 0/10 = 0.
+    assert_eq!(
+        prometheus_quantile(0.0, &BOUNDS, &COUNTS.map(|c| c as f64)),
+        0.0
+    );
+    // q=1: rank 100 → le=1 (first cum ≥ 100); 0.5 + 0.5 * 40/40 = 1.
+    assert_eq!(
+        prometheus_quantile(1.0, &BOUNDS, &COUNTS.map(|c| c as f64)),
+        1.0
+    );
+    let s = sketch(&BOUNDS, &COUNTS);
+    assert_eq!(s.quantile(0.0), Some(0.0));
+    assert_eq!(s.quantile(1.0), Some(1.0));
+}
+
+#[test]
+fn a_lowest_bound_of_exactly_zero_is_returned_as_is() {
+    // le=0:0, 1:4, +Inf:0. q=0: rank 0 lands in the first bucket, whose bound
+    // 0 is ≤ 0 → 0 (interpolating would divide 0 by its empty count: NaN).
+    assert_eq!(prometheus_quantile(0.0, &[0.0, 1.0], &[0.0, 4.0, 0.0]), 0.0);
+    // q=0.5: rank 2 → le=1 (cum 4); 0 + 1 * 2/4 = 0.5.
+    assert_eq!(prometheus_quantile(0.5, &[0.0, 1.0], &[0.0, 4.0, 0.0]), 0.5);
+}
+
+#[test]
 fn same_bounds_merge_by_adding_counts_exactly() {
     let mut a = sketch(&BOUNDS, &[1, 2, 3, 4, 5]);
     a.merge(&sketch(&BOUNDS, &[10, 20, 30, 40, 50]));
