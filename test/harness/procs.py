@@ -95,7 +95,7 @@ class Process:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def _fail(self, what: str) -> ProcessError:
+    def failure(self, what: str) -> ProcessError:
         tail = "\n".join(self.log_text().splitlines()[-40:])
         return ProcessError(f"{self.name} {what} (argv: {' '.join(self.argv)})\n--- log tail ---\n{tail}")
 
@@ -104,11 +104,11 @@ class Process:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                raise self._fail(f"exited with status {self.returncode} before listening on {host}:{port}")
+                raise self.failure(f"exited with status {self.returncode} before listening on {host}:{port}")
             if port_open(port, host):
                 return
             time.sleep(0.05)
-        raise self._fail(f"did not listen on {host}:{port} within {timeout}s")
+        raise self.failure(f"did not listen on {host}:{port} within {timeout}s")
 
     def wait_for_log(self, needle: str, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
@@ -116,9 +116,9 @@ class Process:
             if needle in self.log_text():
                 return
             if not self.running():
-                raise self._fail(f"exited with status {self.returncode} before logging {needle!r}")
+                raise self.failure(f"exited with status {self.returncode} before logging {needle!r}")
             time.sleep(0.05)
-        raise self._fail(f"did not log {needle!r} within {timeout}s")
+        raise self.failure(f"did not log {needle!r} within {timeout}s")
 
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for the process to exit on its own and return its status."""
@@ -127,7 +127,7 @@ class Process:
         try:
             return self._proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise self._fail(f"still running after {timeout}s") from None
+            raise self.failure(f"still running after {timeout}s") from None
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to the process (not its group: we only signal what we started)."""

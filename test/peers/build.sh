@@ -7,6 +7,8 @@
 #   function-auto-ready  function-auto-ready, a second real composition function
 #   crane                go-containerregistry's crane (OCI image tarballs)
 #   crds/                provider-kubernetes' and Crossplane's CRDs from their modules
+#   kube                 kube-apiserver and kube-controller-manager (k8s.io/kubernetes)
+#   etcd                 etcd (go.etcd.io/etcd/server/v3)
 #
 # Versions: test/peers/versions.env. Idempotent: a peer whose inputs are
 # unchanged is not rebuilt. Writes $PEERS_DIR/peers.env (absolute paths) for
@@ -122,6 +124,30 @@ copy_crds() {
     chmod -R u+w "$out"
 }
 
+# k8s.io/kubernetes requires its staging modules (k8s.io/api, k8s.io/apiserver,
+# ...) at v0.0.0 and replaces them with ./staging, which the module zip leaves
+# out. The wrapper replaces each with its published release of the same minor
+# (the pattern kubernetes#79384 recommends) and stamps the version the binaries
+# report. Both programs share one module graph and build cache.
+build_kube() {
+    go mod init local/kube-wrapper
+    local gomod module
+    gomod="$(go mod download -json "k8s.io/kubernetes@v$KUBERNETES_VERSION" \
+        | sed -n 's/^\s*"GoMod": "\(.*\)",$/\1/p')"
+    for module in $(awk '$2 == "=>" && $3 ~ /^\.\/staging\// {print $1}' "$gomod"); do
+        go mod edit -replace "$module=$module@v$KUBERNETES_STAGING_VERSION"
+    done
+    go get "k8s.io/kubernetes@v$KUBERNETES_VERSION"
+    go get -tool k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager
+    local version_pkg=k8s.io/component-base/version minor="${KUBERNETES_VERSION#*.}"
+    local stamp="-X $version_pkg.gitVersion=v$KUBERNETES_VERSION -X $version_pkg.gitMajor=${KUBERNETES_VERSION%%.*}"
+    stamp="$stamp -X $version_pkg.gitMinor=${minor%%.*} -X $version_pkg.gitTreeState=clean"
+    for program in kube-apiserver kube-controller-manager; do
+        go build -trimpath -ldflags "$stamp" -o "$out/bin/$program" "k8s.io/kubernetes/cmd/$program"
+    done
+    rm -f go.mod go.sum
+}
+
 manifest_sum="$(sha256sum "$here/otelcol-k8s/manifest.yaml" | cut -c1-12)"
 build otelcol-k8s "$OTELCOL_VERSION-$manifest_sum" build_otelcol
 otelcol_dir="$peers_dir/otelcol-k8s/$OTELCOL_VERSION-$manifest_sum"
@@ -143,6 +169,10 @@ build function-auto-ready "$FUNCTION_AUTO_READY_VERSION" go_module_main function
 build crane "$CRANE_VERSION" go_tool crane \
     "$CRANE_MODULE/cmd/crane" "$CRANE_MODULE/cmd/crane@$CRANE_VERSION"
 build crds "pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION" copy_crds
+build kube "$KUBERNETES_VERSION" build_kube
+# etcd's own go.mod replaces its sibling modules; as a wrapper's dependency
+# those replaces are ignored and the published siblings are used.
+build etcd "$ETCD_VERSION" go_tool etcd "$ETCD_MODULE" "$ETCD_MODULE@v$ETCD_VERSION"
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "peers: could not build: ${failed[*]} (logs in $peers_dir)" >&2
@@ -159,5 +189,9 @@ FUNCTION_AUTO_READY_BIN=$peers_dir/function-auto-ready/$FUNCTION_AUTO_READY_VERS
 CRANE_BIN=$peers_dir/crane/$CRANE_VERSION/bin/crane
 PROVIDER_KUBERNETES_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/provider-kubernetes
 CROSSPLANE_CRDS=$peers_dir/crds/pk-$PROVIDER_KUBERNETES_VERSION-xp-$CROSSPLANE_CORE_VERSION/crossplane
+KUBE_APISERVER_BIN=$peers_dir/kube/$KUBERNETES_VERSION/bin/kube-apiserver
+KUBE_CONTROLLER_MANAGER_BIN=$peers_dir/kube/$KUBERNETES_VERSION/bin/kube-controller-manager
+KUBERNETES_VERSION=$KUBERNETES_VERSION
+ETCD_BIN=$peers_dir/etcd/$ETCD_VERSION/bin/etcd
 EOF
 echo "peers: all built in $((SECONDS - started_all))s; paths in $peers_dir/peers.env"
