@@ -83,6 +83,26 @@ pub struct SignalsSpec {
     /// Where the agent sends what it captures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregator: Option<AggregatorEndpoint>,
+    /// The trace path: whose gateway spans also leave the cluster raw
+    /// (prompts included) for their ModelServices' own trace backends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_forwarding: Option<TraceForwardingPolicy>,
+}
+
+/// Namespaces (tenants) whose spans the agent also sends unredacted, marked
+/// for forwarding only: the signal-aggregator never sketches them, and
+/// forwards them only for ModelServices with `spec.observability.traces`
+/// enabled. Every other span is stripped to the allowlist as always.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TraceForwardingPolicy {
+    #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(length(max = 63), pattern(DNS_LABEL_PATTERN)),
+        extend("x-kubernetes-list-type" = "set")
+    )]
+    pub namespaces: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

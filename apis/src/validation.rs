@@ -192,6 +192,23 @@ impl SignalsSpec {
                 );
             }
         }
+        if let Some(forwarding) = &self.trace_forwarding {
+            let mut seen = BTreeSet::new();
+            for (i, ns) in forwarding.namespaces.iter().enumerate() {
+                let path = format!("spec.signals.traceForwarding.namespaces[{i}]");
+                if !is_dns_label(ns) {
+                    errors.push(path, format!("{ns:?} is not a valid namespace name"));
+                } else if !seen.insert(ns.as_str()) {
+                    errors.push(path, format!("{ns} is listed more than once"));
+                }
+            }
+            if forwarding.namespaces.len() > MAX_LIST_ITEMS {
+                errors.push(
+                    "spec.signals.traceForwarding.namespaces",
+                    format!("at most {MAX_LIST_ITEMS} namespaces"),
+                );
+            }
+        }
         if let Some(aggregator) = &self.aggregator {
             if let Some(endpoint) = &aggregator.endpoint
                 && !is_host_port(endpoint)

@@ -201,6 +201,14 @@ pub const RESOURCE_ATTRIBUTES: &[&str] = &[
     "mesh_llm.gpu_name",
 ];
 
+/// Resource attribute the agent sets on spans it sends raw for forwarding
+/// (`spec.signals.traceForwarding`), with value [`FORWARD_PATH`]. The
+/// aggregator forwards such spans and never sketches them; the agent's
+/// privacy allowlist drops the key from everything else, so no sender can
+/// take its spans off the sketch path by claiming it.
+pub const TRACE_PATH_ATTRIBUTE: &str = "modelplane.trace_path";
+pub const FORWARD_PATH: &str = "forward";
+
 /// The scraped metric names one kind reads, per job.
 pub fn scraped_for(
     kind: SignalKind,

@@ -49,6 +49,19 @@ fn observed_ready(mut req: Value) -> Value {
     req
 }
 
+/// An InferenceCluster in SingleCluster mode with these `spec.signals`.
+fn cluster(signals: Value) -> Value {
+    json!({
+        "meta": { "tag": "t" },
+        "input": { "apiVersion": "signals.fn.modelplane.ai/v1beta1", "kind": "Input", "mode": "SingleCluster" },
+        "observed": { "composite": { "resource": {
+            "apiVersion": "modelplane.ai/v1alpha1", "kind": "InferenceCluster",
+            "metadata": { "name": "eu-1" },
+            "spec": { "signals": signals },
+        } } },
+    })
+}
+
 fn cases() -> Vec<Case> {
     let plain_http = json!({ "enabled": true, "endpoint": "https://otel.example.com/base/" });
     vec![
@@ -243,6 +256,44 @@ fn cases() -> Vec<Case> {
                 "/desired/composite/resource/status/observability/traces": null,
                 "/conditions/1": null,
             })),
+        ),
+        case(
+            "agent trace path: the listed namespaces' spans raw, marked forward-only, tenant from the pod's namespace",
+            cluster(json!({ "kinds": [{ "name": "RequestLifecycle", "sampleRate": 0.5 }],
+                "traceForwarding": { "namespaces": ["team-b", "team-a"] } })),
+            Want::Parts(json!({
+                "collector.yaml#/service/pipelines/traces~1forward": {
+                    "receivers": ["otlp"],
+                    "processors": ["memory_limiter", "k8s_attributes", "filter/trace_forwarding", "resource/cluster", "resource/trace_forwarding"],
+                    "exporters": ["otlp_grpc/aggregator"],
+                },
+                "collector.yaml#/processors/filter~1trace_forwarding/traces/span": [
+                    r#"resource.attributes["k8s.namespace.name"] == nil or not (resource.attributes["k8s.namespace.name"] == "team-a" or resource.attributes["k8s.namespace.name"] == "team-b")"#,
+                ],
+                "collector.yaml#/processors/resource~1trace_forwarding/attributes": [
+                    { "key": "modelplane.tenant", "from_attribute": "k8s.namespace.name", "action": "upsert" },
+                    { "key": "modelplane.trace_path", "value": "forward", "action": "upsert" },
+                ],
+                // The sketch path keeps its privacy transform and sampler.
+                "collector.yaml#/service/pipelines/traces~1request_lifecycle/processors": [
+                    "memory_limiter", "probabilistic_sampler/request_lifecycle", "k8s_attributes",
+                    "resource/cluster", "transform/privacy", "transform/tag_request_lifecycle",
+                ],
+            })),
+        ),
+        case(
+            "agent trace path with metric kinds only: the OTLP receiver and Service exist for it",
+            cluster(json!({ "kinds": [{ "name": "Capacity" }], "traceForwarding": { "namespaces": ["team-a"] } })),
+            Want::Parts(json!({
+                "collector.yaml#/service/pipelines/traces~1forward/exporters": ["otlp_grpc/aggregator"],
+                "collector.yaml#/processors/transform~1privacy": null,
+                "/desired/resources/signals-agent-service/resource/kind": "Service",
+            })),
+        ),
+        case(
+            "no traceForwarding: no trace path",
+            cluster(json!({ "kinds": [{ "name": "RequestLifecycle" }] })),
+            Want::Parts(json!({ "collector.yaml#/service/pipelines/traces~1forward": null })),
         ),
         case(
             "Phoenix over grpc is refused",

@@ -63,6 +63,7 @@ RENDERABLE_TYPES: dict[str, set[str]] = {
         "k8s_attributes",
         "probabilistic_sampler",
         "groupbyattrs",
+        "filter",
     },
     "exporters": {"otlp_grpc"},
     "extensions": {"health_check"},
@@ -127,6 +128,15 @@ def _default_aggregator(xr: dict[str, Any]) -> None:
     del xr["spec"]["signals"]["aggregator"]
 
 
+def _trace_forwarding(xr: dict[str, Any]) -> None:
+    xr["spec"]["signals"]["traceForwarding"] = {"namespaces": ["team-a", "team-b"]}
+
+
+def _trace_forwarding_metrics_only(xr: dict[str, Any]) -> None:
+    xr["spec"]["signals"]["kinds"] = [{"name": "Capacity"}]
+    xr["spec"]["signals"]["traceForwarding"] = {"namespaces": ["team-a"]}
+
+
 # Changes to ic-full (all six kinds) that change the config's shape beyond
 # which kinds are on. ic-full itself: two scraped namespaces (one
 # k8s_attributes per namespace), span kinds at different rates (a sampled
@@ -146,6 +156,10 @@ SHAPE_VARIANTS: dict[str, Callable[[dict[str, Any]], None]] = {
     "aggregator-insecure": _insecure_aggregator,
     # the step input's default endpoint and the copied token Secret
     "aggregator-default": _default_aggregator,
+    # the raw trace path (traces/forward) beside the stripped span pipelines
+    "trace-forwarding": _trace_forwarding,
+    # the trace path alone with a metric kind: the OTLP receiver is there for it
+    "trace-forwarding-metrics-only": _trace_forwarding_metrics_only,
 }
 
 

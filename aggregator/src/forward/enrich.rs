@@ -22,13 +22,13 @@ impl Enricher for NoEnrichment {
 /// (`modelplane.prefix.hash`, or the first of `modelplane.prefix.hashes`):
 /// how often the tenant's requests for the same model on the same routing
 /// cluster carried that prefix over the last [`WARMTH_WINDOW_SECS`], read
-/// from the PrefixHash sketches (Count-Min: never an under-count). The span
-/// itself is already in them (it is forwarded after the pipeline stored it),
-/// so a count of 1 is a first sight:
+/// from the PrefixHash sketches (Count-Min: never an under-count). The
+/// request's own privacy-stripped copy reaches the sketches on the agent's
+/// other pipeline, before or after this one, so a first sight reads 0 or 1:
 ///
 /// | occurrences in the window | warmth |
 /// |---|---|
-/// | at most [`WARM_AT`] − 1 (1: only this request) | `cold` |
+/// | at most [`WARM_AT`] − 1 (0 or 1: only this request) | `cold` |
 /// | [`WARM_AT`] to [`HOT_AT`] − 1 | `warm` |
 /// | [`HOT_AT`] or more | `hot` |
 ///

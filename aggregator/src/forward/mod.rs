@@ -326,16 +326,43 @@ impl ExportSink for ForwardingSink {
         self.inner.export_metrics(origin, request).await
     }
 
-    /// Forwarded only once the pipeline acknowledged the request: a request
-    /// the sender is told to retry would otherwise reach the backend twice.
+    /// Resources the agent marked for the trace path
+    /// (`apis::wire::TRACE_PATH_ATTRIBUTE`) are forwarded and never reach
+    /// the pipeline (they carry prompts); everything else goes to the
+    /// pipeline and is never forwarded. The forward-only part of a request
+    /// is queued once the pipeline acknowledged the rest: a request the
+    /// sender is told to retry would otherwise reach the backend twice.
     async fn export_traces(
         &self,
         origin: &Origin,
-        request: ExportTraceServiceRequest,
+        mut request: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, ExportError> {
-        let selected = self.forwarding.select(origin, &request);
-        let outcome = self.inner.export_traces(origin, request).await;
+        let forward_only = route::take_forward_path(&mut request);
+        let Some(forward_only) = forward_only else {
+            return self.inner.export_traces(origin, request).await;
+        };
+        let selected = self.forwarding.select(origin, &forward_only);
+        let spans: u64 = forward_only
+            .resource_spans
+            .iter()
+            .flat_map(|rs| rs.scope_spans.iter())
+            .map(|ss| ss.spans.len() as u64)
+            .sum();
+        let routed: u64 = selected.values().map(|(_, n)| *n as u64).sum();
+        drop(forward_only);
+        let outcome = if request.resource_spans.is_empty() {
+            Ok(ExportOutcome::default())
+        } else {
+            self.inner.export_traces(origin, request).await
+        };
         if outcome.is_ok() {
+            // Raw spans of services without traces on (or of another
+            // cluster's tenants) go nowhere: counted, never kept.
+            self.forwarding.metrics.dropped(
+                "traces",
+                "forward_no_route",
+                spans.saturating_sub(routed),
+            );
             self.forwarding.enqueue(selected);
         }
         outcome

@@ -1,5 +1,6 @@
 //! Which spans of an export request go to which forwarder, and the copies
-//! that go. A resource's tenant and cluster are resolved as normalize
+//! that go. Only spans the agent sent on the trace path (raw, resource
+//! attribute `modelplane.trace_path: forward`) are forwarded. A resource's tenant and cluster are resolved as normalize
 //! resolves them (tenant from `modelplane.tenant`, else `k8s.namespace.name`;
 //! the authenticated cluster over any claimed one); a span goes to the
 //! forwarders of that tenant's ModelServices with traces on that serve its
@@ -13,6 +14,8 @@ use std::collections::BTreeMap;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+use apis::wire::{FORWARD_PATH, TRACE_PATH_ATTRIBUTE};
 
 use crate::signal::Origin;
 
@@ -70,6 +73,29 @@ pub(crate) fn string_kv(key: &str, value: &str) -> KeyValue {
 pub(crate) fn set_attr(attributes: &mut Vec<KeyValue>, key: &str, value: &str) {
     attributes.retain(|kv| kv.key != key);
     attributes.push(string_kv(key, value));
+}
+
+/// Moves the resources marked for the trace path out of `request`; `None`
+/// when there are none (the request is left untouched).
+pub fn take_forward_path(
+    request: &mut ExportTraceServiceRequest,
+) -> Option<ExportTraceServiceRequest> {
+    let marked = |rs: &ResourceSpans| {
+        rs.resource
+            .as_ref()
+            .is_some_and(|r| attr(&r.attributes, TRACE_PATH_ATTRIBUTE) == Some(FORWARD_PATH))
+    };
+    if !request.resource_spans.iter().any(marked) {
+        return None;
+    }
+    let (forward, rest): (Vec<ResourceSpans>, Vec<ResourceSpans>) =
+        std::mem::take(&mut request.resource_spans)
+            .into_iter()
+            .partition(marked);
+    request.resource_spans = rest;
+    Some(ExportTraceServiceRequest {
+        resource_spans: forward,
+    })
 }
 
 /// The copies of `request`'s spans each route receives, keyed by address.
@@ -130,6 +156,9 @@ pub fn select(
         for (i, scope_spans) in picked {
             let route = &tenant_routes[i];
             let mut resource = resource_spans.resource.clone().unwrap_or_default();
+            resource
+                .attributes
+                .retain(|kv| kv.key != TRACE_PATH_ATTRIBUTE);
             set_attr(&mut resource.attributes, TENANT, &route.tenant);
             set_attr(&mut resource.attributes, SERVICE, &route.service);
             match cluster {

@@ -181,11 +181,32 @@ fn gateway_span(name: &str, model: &str) -> opentelemetry_proto::tonic::trace::v
     )
 }
 
+/// The resource of spans bound for the sketches (the agent stripped them).
 fn resource(tenant: &str, cluster: &str) -> Vec<KeyValue> {
     vec![
         string_kv("k8s.namespace.name", tenant),
         string_kv("modelplane.cluster", cluster),
     ]
+}
+
+/// The resource of spans the agent sent raw on the trace path.
+fn raw(tenant: &str, cluster: &str) -> Vec<KeyValue> {
+    let mut attributes = resource(tenant, cluster);
+    attributes.push(string_kv("modelplane.trace_path", "forward"));
+    attributes
+}
+
+/// One request holding both copies of `spans`, as two resources.
+fn both_paths(
+    tenant: &str,
+    cluster: &str,
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+) -> ExportTraceServiceRequest {
+    let mut request = traces_request(raw(tenant, cluster), spans.clone());
+    request
+        .resource_spans
+        .extend(traces_request(resource(tenant, cluster), spans).resource_spans);
+    request
 }
 
 #[tokio::test]
@@ -206,7 +227,7 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
     let origin = Origin::default();
     // team-a: one span of the traced service, one of the untraced one.
     let mut request = traces_request(
-        resource("team-a", "eu-west"),
+        raw("team-a", "eu-west"),
         vec![
             gateway_span("a-chat", "chat"),
             gateway_span("a-untraced", "untraced"),
@@ -230,13 +251,21 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
             string_kv("modelplane.service", "chat-of-team-b"),
             string_kv("modelplane.routing.cluster", "claimed"),
         ]);
+    // The sketch path's copy of a traced service's span is never forwarded.
+    request.resource_spans.extend(
+        traces_request(
+            resource("team-a", "eu-west"),
+            vec![gateway_span("a-stripped", "chat")],
+        )
+        .resource_spans,
+    );
     rig.sink.export_traces(&origin, request).await.unwrap();
     // team-c has no traced service at all.
     rig.sink
         .export_traces(
             &origin,
             traces_request(
-                resource("team-c", "eu-west"),
+                raw("team-c", "eu-west"),
                 vec![gateway_span("c-chat", "chat")],
             ),
         )
@@ -250,7 +279,7 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
         .export_traces(
             &authenticated,
             traces_request(
-                resource("team-b", "claims-eu"),
+                raw("team-b", "claims-eu"),
                 vec![gateway_span("b-chat", "chat")],
             ),
         )
@@ -322,6 +351,19 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
         .map(|(tenant, service, _, s, _)| (tenant, service, s.forwarded))
         .collect();
     forwarded.sort();
+    // a-untraced and c-chat had no route: counted, kept nowhere. The stripped
+    // copy went to the sketches only.
+    assert_eq!(
+        rig.metrics
+            .dropped_snapshot()
+            .get(&("traces", "forward_no_route"))
+            .copied(),
+        Some(2)
+    );
+    assert_eq!(
+        rig.metrics.ingested_snapshot().get("traces").copied(),
+        Some(1)
+    );
     assert_eq!(
         forwarded,
         vec![
@@ -354,10 +396,7 @@ async fn forward_a_dead_forwarder_never_blocks_ingest_and_drops_are_counted() {
         // Every request is acknowledged although the forwarder is down.
         let outcome = rig
             .sink
-            .export_traces(
-                &origin,
-                traces_request(resource("team-a", "eu-west"), spans),
-            )
+            .export_traces(&origin, both_paths("team-a", "eu-west", spans))
             .await
             .unwrap();
         assert_eq!(outcome.rejected, 0);
@@ -403,10 +442,7 @@ async fn forward_retries_after_unavailable_and_delivers_everything_once() {
     rig.sink
         .export_traces(
             &Origin::default(),
-            traces_request(
-                resource("team-a", "eu-west"),
-                vec![gateway_span("once", "chat")],
-            ),
+            traces_request(raw("team-a", "eu-west"), vec![gateway_span("once", "chat")]),
         )
         .await
         .unwrap();
@@ -528,10 +564,18 @@ async fn forward_spans_carry_the_warmth_of_their_prefix() {
     }
     spans.push(with_hash("cold", "00000000000000cc"));
     spans.push(gateway_span("no-hash", "chat"));
+    // The agent's two pipelines: the stripped copy reaches the sketches first here.
     rig.sink
         .export_traces(
             &Origin::default(),
-            traces_request(resource("team-a", "eu-west"), spans),
+            traces_request(resource("team-a", "eu-west"), spans.clone()),
+        )
+        .await
+        .unwrap();
+    rig.sink
+        .export_traces(
+            &Origin::default(),
+            traces_request(raw("team-a", "eu-west"), spans),
         )
         .await
         .unwrap();

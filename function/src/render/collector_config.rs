@@ -8,7 +8,8 @@
 //! runs every shape of this config through the real otelcol-k8s `validate`.
 
 use apis::wire::{
-    LLM_REQUEST_SPAN, PROCESS_START_TIME, RESOURCE_ATTRIBUTES, SCRAPED_METRICS, SPAN_ATTRIBUTES,
+    FORWARD_PATH, LLM_REQUEST_SPAN, PROCESS_START_TIME, RESOURCE_ATTRIBUTES, SCRAPED_METRICS,
+    SPAN_ATTRIBUTES, TRACE_PATH_ATTRIBUTE,
 };
 use apis::{PrivacyScope, SignalKind};
 use serde_json::{Map, Value, json};
@@ -178,22 +179,32 @@ pub fn config(plan: &AgentPlan) -> Value {
         json!({ "attributes": [{ "key": "modelplane.cluster", "value": plan.cluster, "action": "upsert" }] }),
     );
 
-    if plan.receives_spans() {
+    if plan.receives_otlp() {
         receivers.insert("otlp".into(), otlp_receiver());
         let enrichers = k8s_attributes(plan, &mut processors);
-        let privacy = privacy_groups();
-        let privacy: Vec<(&str, &[String])> = privacy
-            .iter()
-            .map(|(context, statements)| (*context, statements.as_slice()))
-            .collect();
-        processors.insert(
-            "transform/privacy".into(),
-            transform("trace_statements", &privacy),
-        );
-        for span_pipeline in &plan.span_pipelines {
-            let chain = span_processors(span_pipeline, &enrichers, &mut processors);
+        if plan.receives_spans() {
+            let privacy = privacy_groups();
+            let privacy: Vec<(&str, &[String])> = privacy
+                .iter()
+                .map(|(context, statements)| (*context, statements.as_slice()))
+                .collect();
+            processors.insert(
+                "transform/privacy".into(),
+                transform("trace_statements", &privacy),
+            );
+            for span_pipeline in &plan.span_pipelines {
+                let chain = span_processors(span_pipeline, &enrichers, &mut processors);
+                pipelines.insert(
+                    format!("traces/{}", span_pipeline.suffix),
+                    json!({ "receivers": ["otlp"], "processors": chain, "exporters": [EXPORTER] }),
+                );
+            }
+        }
+        let forward_namespaces = plan.forward_namespaces();
+        if !forward_namespaces.is_empty() {
+            let chain = trace_forwarding(&forward_namespaces, &enrichers, &mut processors);
             pipelines.insert(
-                format!("traces/{}", span_pipeline.suffix),
+                "traces/forward".into(),
                 json!({ "receivers": ["otlp"], "processors": chain, "exporters": [EXPORTER] }),
             );
         }
@@ -325,6 +336,47 @@ fn k8s_attributes(plan: &AgentPlan, processors: &mut Map<String, Value>) -> Vec<
             id
         })
         .collect()
+}
+
+/// The trace path (`spec.signals.traceForwarding`): spans of the listed
+/// namespaces, raw (prompts included), marked forward-only
+/// (`apis::wire::TRACE_PATH_ATTRIBUTE`), so the aggregator forwards them to
+/// their ModelServices' forwarders and never sketches them. The namespace is
+/// the sending pod's, from `k8s_attributes`; spans without one, or from any
+/// other namespace, are dropped here, and `modelplane.tenant` is set to it,
+/// overwriting a claimed tenant. No sampler: each forwarder samples by its
+/// own ModelService's ratio.
+fn trace_forwarding(
+    namespaces: &[String],
+    enrichers: &[String],
+    processors: &mut Map<String, Value>,
+) -> Vec<String> {
+    let allowed: Vec<String> = namespaces
+        .iter()
+        .map(|ns| format!(r#"resource.attributes["k8s.namespace.name"] == "{ns}""#))
+        .collect();
+    processors.insert(
+        "filter/trace_forwarding".into(),
+        json!({ "error_mode": "ignore", "traces": { "span": [format!(
+            r#"resource.attributes["k8s.namespace.name"] == nil or not ({})"#,
+            allowed.join(" or ")
+        )] } }),
+    );
+    processors.insert(
+        "resource/trace_forwarding".into(),
+        json!({ "attributes": [
+            { "key": "modelplane.tenant", "from_attribute": "k8s.namespace.name", "action": "upsert" },
+            { "key": TRACE_PATH_ATTRIBUTE, "value": FORWARD_PATH, "action": "upsert" },
+        ] }),
+    );
+    let mut chain = vec!["memory_limiter".to_string()];
+    chain.extend(enrichers.iter().cloned());
+    chain.extend([
+        "filter/trace_forwarding".to_string(),
+        "resource/cluster".to_string(),
+        "resource/trace_forwarding".to_string(),
+    ]);
+    chain
 }
 
 /// memory_limiter first, then the sampler (so dropped spans cost nothing

@@ -146,9 +146,27 @@ impl<'a> AgentPlan<'a> {
         self.kinds.contains(&kind)
     }
 
-    /// Whether the agent receives OTLP (gateway and engine spans).
+    /// Whether the agent has span pipelines bound for the sketches.
     pub fn receives_spans(&self) -> bool {
         !self.span_pipelines.is_empty()
+    }
+
+    /// Namespaces whose spans also go raw on the trace path, sorted.
+    pub fn forward_namespaces(&self) -> Vec<String> {
+        let mut namespaces = self
+            .signals
+            .trace_forwarding
+            .as_ref()
+            .map(|f| f.namespaces.clone())
+            .unwrap_or_default();
+        namespaces.sort();
+        namespaces.dedup();
+        namespaces
+    }
+
+    /// Whether the agent receives OTLP at all (its Service and receiver).
+    pub fn receives_otlp(&self) -> bool {
+        self.receives_spans() || !self.forward_namespaces().is_empty()
     }
 
     /// Which scrape jobs the enabled kinds need: those exposing a metric the
@@ -314,7 +332,7 @@ pub fn agent_manifests(plan: &AgentPlan) -> Result<BTreeMap<String, Value>, Stri
         keys::DEPLOYMENT.to_string(),
         deployment::deployment(plan, &config_yaml)?,
     );
-    if plan.receives_spans() {
+    if plan.receives_otlp() {
         manifests.insert(keys::SERVICE.to_string(), service::service(plan));
     }
     Ok(manifests)
