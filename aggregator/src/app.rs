@@ -34,7 +34,7 @@ use crate::pipeline::shared_activity::{self, SHARED_PUSH_INTERVAL, SharedActivit
 use crate::pipeline::{ExportSink, Pipeline};
 use crate::status::{self, StatusArgs};
 use crate::store::SketchStore;
-use crate::telemetry::SelfMetrics;
+use crate::telemetry::{KnownXrs, SelfMetrics};
 pub use config::{Config, LogFormat};
 
 /// How often the store rolls minutes into hours and expires old windows.
@@ -249,6 +249,11 @@ impl Prepared {
             tasks.spawn(finished(directory::watch::run(
                 client.clone(),
                 self.directory.clone(),
+                stopped(),
+            )));
+            tasks.spawn(finished(count_known_xrs(
+                self.directory.clone(),
+                self.metrics.clone(),
                 stopped(),
             )));
             tasks.spawn(finished(status::run(
@@ -469,6 +474,28 @@ fn reachable(addr: SocketAddr) -> String {
 async fn finished(task: impl Future<Output = ()>) -> anyhow::Result<()> {
     task.await;
     Ok(())
+}
+
+/// Keeps `/metrics`' view of the directory current: a user asking "does the
+/// aggregator see my XR?" reads it there.
+async fn count_known_xrs(
+    directory: Directory,
+    metrics: Arc<SelfMetrics>,
+    stopped: impl Future<Output = ()>,
+) {
+    let mut changes = directory.subscribe();
+    tokio::pin!(stopped);
+    loop {
+        metrics.set_known_xrs(KnownXrs {
+            synced: directory.is_synced(),
+            inference_clusters: directory.clusters().len(),
+            model_services: directory.services().len(),
+        });
+        tokio::select! {
+            _ = &mut stopped => return,
+            changed = changes.changed() => if changed.is_err() { return },
+        }
+    }
 }
 
 async fn maintain(

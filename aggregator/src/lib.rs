@@ -26,3 +26,4 @@ pub mod sketch;
 pub mod status;
 pub mod store;
 pub mod telemetry;
+pub mod watch_backoff;

@@ -14,6 +14,7 @@ pub struct SelfMetrics {
     dropped: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
     pub flushes: AtomicU64,
     pub flush_seconds_sum: Mutex<f64>,
+    known_xrs: Mutex<Option<KnownXrs>>,
     /// Tenant → metric name → accepted points that map to no signal.
     unmapped: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
@@ -25,6 +26,14 @@ pub const MAX_UNMAPPED_NAMES_PER_TENANT: usize = 20;
 pub const MAX_UNMAPPED_TENANTS: usize = 1_000;
 /// How many unmapped metric names of a tenant are logged (at debug) when first seen.
 pub const LOGGED_UNMAPPED_NAMES: usize = 5;
+
+/// What the fleet directory holds: the XRs the watch has delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KnownXrs {
+    pub synced: bool,
+    pub inference_clusters: usize,
+    pub model_services: usize,
+}
 
 impl SelfMetrics {
     /// Items (spans, datapoints) accepted, by OTLP signal (`traces`, `metrics`).
@@ -51,6 +60,16 @@ impl SelfMetrics {
     pub fn record_flush(&self, seconds: f64) {
         self.flushes.fetch_add(1, Ordering::Relaxed);
         *self.flush_seconds_sum.lock() += seconds;
+    }
+
+    /// Set by the composition root whenever the directory changes; `None`
+    /// (never set) means the aggregator runs without Kubernetes.
+    pub fn set_known_xrs(&self, known: KnownXrs) {
+        *self.known_xrs.lock() = Some(known);
+    }
+
+    pub fn known_xrs(&self) -> Option<KnownXrs> {
+        *self.known_xrs.lock()
     }
 
     /// Accepted points that map to no signal, as `(tenant, metric, points)`

@@ -111,6 +111,35 @@ async fn self_metrics(state: &ApiState, text: &mut Text) {
         m.flushes.load(Ordering::Relaxed) as f64,
     );
 
+    if let Some(known) = m.known_xrs() {
+        text.family(
+            "modelplane_aggregator_directory_synced",
+            "gauge",
+            "1 once the XR watch has listed both kinds (fleet answers and status depend on it).",
+        );
+        text.sample(
+            "modelplane_aggregator_directory_synced",
+            &[],
+            if known.synced { 1.0 } else { 0.0 },
+        );
+        let xrs = "modelplane_aggregator_directory_xrs";
+        text.family(
+            xrs,
+            "gauge",
+            "XRs the aggregator knows from its watch, by kind.",
+        );
+        text.sample(
+            xrs,
+            &[("kind", "InferenceCluster")],
+            known.inference_clusters as f64,
+        );
+        text.sample(
+            xrs,
+            &[("kind", "ModelService")],
+            known.model_services as f64,
+        );
+    }
+
     let health = state.store.health().await;
     text.family(
         "modelplane_aggregator_store_ready",

@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
-use kube::runtime::WatchStreamExt;
+use crate::watch_backoff::WatchBackoff;
 use kube::runtime::watcher::{self, Event};
 use tokio_stream::StreamExt;
 
@@ -67,10 +67,13 @@ fn remove(directory: &Directory, kind: XrKind, object: &DynamicObject) {
 }
 
 async fn watch_kind(api: Api<DynamicObject>, kind: XrKind, directory: Directory) {
-    let mut events =
-        std::pin::pin!(watcher::watcher(api, watcher::Config::default()).default_backoff());
+    let mut events = std::pin::pin!(watcher::watcher(api, watcher::Config::default()));
+    let mut backoff = WatchBackoff::default();
     let mut listed: Vec<Parsed> = Vec::new();
     while let Some(event) = events.next().await {
+        if let Ok(event) = &event {
+            backoff.observe(event);
+        }
         match event {
             Ok(Event::Init) => listed.clear(),
             Ok(Event::InitApply(object)) => match parse(kind, &object) {
@@ -97,7 +100,9 @@ async fn watch_kind(api: Api<DynamicObject>, kind: XrKind, directory: Directory)
             },
             Ok(Event::Delete(object)) => remove(&directory, kind, &object),
             Err(error) => {
-                tracing::warn!(kind = ?kind, %error, "watch failed; retrying with backoff")
+                let delay = backoff.failed();
+                tracing::warn!(kind = ?kind, %error, retry_in = ?delay, "watch failed; retrying with backoff");
+                tokio::time::sleep(delay).await;
             }
         }
     }

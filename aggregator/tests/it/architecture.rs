@@ -11,6 +11,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("signal", &[]),
     ("telemetry", &[]),
     ("clock", &[]),
+    ("watch_backoff", &[]),
     ("sketch", &["signal"]),
     ("normalize", &["signal"]),
     ("store", &["signal", "sketch", "telemetry"]),
@@ -39,8 +40,11 @@ const LAYERS: &[(&str, &[&str])] = &[
         ],
     ),
     ("query", &["signal", "sketch", "store"]),
-    ("directory", &["signal", "query"]),
-    ("auth", &["signal", "clock", "ingest", "directory"]),
+    ("directory", &["signal", "query", "watch_backoff"]),
+    (
+        "auth",
+        &["signal", "clock", "ingest", "directory", "watch_backoff"],
+    ),
     (
         "api",
         &[

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
+use crate::watch_backoff::WatchBackoff;
 use kube::runtime::watcher::{self, Event};
 use parking_lot::RwLock;
 use tokio_stream::StreamExt;
@@ -184,9 +184,13 @@ impl IngestTokenSource for IssuedTokens {
 pub async fn watch(client: kube::Client, namespace: String, issued: IssuedTokens) {
     let api = Api::<Secret>::namespaced(client, &namespace);
     let config = watcher::Config::default().labels(LABEL_SELECTOR);
-    let mut events = std::pin::pin!(watcher::watcher(api, config).default_backoff());
+    let mut events = std::pin::pin!(watcher::watcher(api, config));
+    let mut backoff = WatchBackoff::default();
     let mut listed = Vec::new();
     while let Some(event) = events.next().await {
+        if let Ok(event) = &event {
+            backoff.observe(event);
+        }
         match event {
             Ok(Event::Init) => listed.clear(),
             Ok(Event::InitApply(secret)) => listed.push(secret),
@@ -205,7 +209,10 @@ pub async fn watch(client: kube::Client, namespace: String, issued: IssuedTokens
                 }
             }
             Err(error) => {
-                tracing::warn!(namespace = %namespace, %error, "watching the ingest token Secrets failed; retrying with backoff")
+                let delay = backoff.failed();
+                tracing::warn!(namespace = %namespace, %error, retry_in = ?delay,
+                    "watching the ingest token Secrets failed; retrying with backoff");
+                tokio::time::sleep(delay).await;
             }
         }
     }
