@@ -5,8 +5,8 @@
 
 use std::future::Future;
 
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use crate::watch_backoff::WatchBackoff;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
 use kube::runtime::watcher::{self, Event};
 use tokio_stream::StreamExt;
 

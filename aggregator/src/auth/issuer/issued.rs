@@ -10,9 +10,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::watch_backoff::WatchBackoff;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use crate::watch_backoff::WatchBackoff;
 use kube::runtime::watcher::{self, Event};
 use parking_lot::RwLock;
 use tokio_stream::StreamExt;
