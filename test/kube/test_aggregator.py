@@ -8,6 +8,7 @@ reference) and least privilege."""
 from __future__ import annotations
 
 import base64
+import datetime
 import random
 import re
 import time
@@ -118,10 +119,11 @@ def kube_aggregator(control_plane: ControlPlane, aggregator_identity) -> Iterato
     started: list[Aggregator] = []
 
     def start(*extra: str, kubeconfig=None, replica: str = "kube-0", wait_ready: bool = True) -> Aggregator:
+        defaults = [arg for flag, value in (("--status-interval", "1s"), ("--status-min-interval", "1s"))
+                    if flag not in extra for arg in (flag, value)]
         aggregator = Aggregator(
             "--kube", "on", "--kubeconfig", str(kubeconfig or aggregator_identity),
-            "--token-namespace", TOKEN_NAMESPACE,
-            "--status-interval", "1s", "--status-min-interval", "1s", *extra,
+            "--token-namespace", TOKEN_NAMESPACE, *defaults, *extra,
             replica_id=replica,
         )
         started.append(aggregator)
@@ -229,6 +231,13 @@ def crossplane_status(xr: dict[str, Any], reason: str, extra: dict[str, Any]) ->
     }}
 
 
+def write_time(obj: dict[str, Any], manager: str) -> float:
+    """When `manager` last wrote the status (managedFields, whole seconds)."""
+    entry = next(m for m in obj["metadata"]["managedFields"]
+                 if m["manager"] == manager and m.get("subresource") == "status")
+    return datetime.datetime.fromisoformat(entry["time"].replace("Z", "+00:00")).timestamp()
+
+
 def owned_status_fields(obj: dict[str, Any]) -> dict[str, set[str]]:
     """Per field manager, the status fields it owns (two levels deep, e.g.
     `observability.metrics`), from managedFields."""
@@ -249,7 +258,7 @@ def owned_status_fields(obj: dict[str, Any]) -> dict[str, set[str]]:
 
 def test_status_apply_shares_the_status_with_crossplane_and_carries_real_numbers(
         control_plane, kube_aggregator, cleanup):
-    aggregator = kube_aggregator("--status-timestamp-resolution", "1h")
+    aggregator = kube_aggregator("--status-timestamp-resolution", "1h", "--status-min-interval", "5s")
     tenant, model = "team-status", "model-status"
     control_plane.ensure_namespace(tenant)
     cluster = cleanup(inference_cluster("status-a", ["RequestLifecycle"]))
@@ -297,10 +306,14 @@ def test_status_apply_shares_the_status_with_crossplane_and_carries_real_numbers
     send_spans(aggregator, secret_value(secret, "token"), tenant, model, count=2, seed=3)
     time.sleep(4)
     assert control_plane.admin.get_object(service)["metadata"]["resourceVersion"] == version
-    # Twice the traffic is a change: one write, with the new rate.
+    # Twice the traffic is a change: written, but no sooner than the minimum
+    # interval after the previous write (managedFields times are whole seconds).
+    previous_write = write_time(control_plane.admin.get_object(service), "signal-aggregator")
     send_spans(aggregator, secret_value(secret, "token"), tenant, model, count=62, seed=4)
     control_plane.admin.wait_for("the rate change written", lambda: status_of(control_plane, service)[
         "observability"]["metrics"]["requestRate"] == pytest.approx(124 / 300, rel=1e-6), timeout=30)
+    rewrite = write_time(control_plane.admin.get_object(service), "signal-aggregator")
+    assert rewrite - previous_write >= 4, (previous_write, rewrite)
 
 
 def test_tokens_issued_rotated_by_racing_replicas_and_collected_with_their_xr(

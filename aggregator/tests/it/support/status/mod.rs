@@ -10,9 +10,15 @@
 //! create, get, update with resourceVersion preconditions, list and watch
 //! with label selectors.
 //!
-//! Why a stand-in: the real kube-apiserver and etcd are not yet built by the
-//! peer builder (issue 11); README "What is tested for real" says what this
-//! leaves unexercised (field ownership, RBAC, garbage collection).
+//! The real kube-apiserver, etcd and controller manager run in test/kube/
+//! (watch, status apply beside another field manager, 410 re-lists, token
+//! Secrets, RBAC, garbage collection). This stand-in stays for what the real
+//! server cannot produce on demand or observe from outside, in fast tests:
+//! the exact bytes of every request (apply bodies, the issuer's POST/PUT),
+//! the number of writes per pass, both racing writes held until both arrive
+//! (a deterministic Conflict), injected failures (every PATCH answered with
+//! 500/403/timeouts), a watch ended mid-stream at a chosen event, and a
+//! mocked clock for rotation ages and rate limits.
 mod secrets;
 pub use secrets::{RecordedRequest, SECRETS};
 
