@@ -74,6 +74,7 @@ pub struct Prepared {
     directory: Directory,
     sink: Arc<dyn ExportSink>,
     forwarding: Arc<Forwarding>,
+    services_file: Option<std::path::PathBuf>,
     ingest: IngestConfig,
     access: QueryAccess,
     kube: Option<::kube::Client>,
@@ -178,6 +179,7 @@ impl Prepared {
             directory: Directory::new(),
             sink,
             forwarding,
+            services_file: config.forward.model_services_file.clone(),
             ingest,
             access,
             kube: kube.client,
@@ -229,6 +231,14 @@ impl Prepared {
                 .context("query API server failed")
         });
 
+        if self.kube.is_none()
+            && let Some(path) = &self.services_file
+        {
+            match forward::load_services_file(path, &self.directory) {
+                Ok(n) => tracing::info!(services = n, file = %path.display(), "ModelServices read from a file (no Kubernetes)"),
+                Err(error) => tracing::error!(%error, "cannot read --model-services-file"),
+            }
+        }
         let enricher: Arc<dyn forward::Enricher> = Arc::new(forward::enrich::PrefixWarmth::new(
             self.store.clone(),
             self.clock.clone(),

@@ -66,6 +66,46 @@ pub struct ForwardArgs {
         default_value_t = 30
     )]
     pub trace_forward_max_backoff_secs: u64,
+
+    /// Dial `ADDRESS` (a forwarder's `status.observability.traces.address`)
+    /// at `TARGET` instead, as `ADDRESS=TARGET` (repeatable): for an
+    /// aggregator outside the cluster's DNS, and for tests.
+    #[arg(long, value_parser = parse_resolve)]
+    pub trace_forward_resolve: Vec<(String, String)>,
+
+    /// ModelService XRs (YAML documents) to route traces for when the
+    /// aggregator runs without Kubernetes (development and tests); with
+    /// Kubernetes the XR watch is the only source.
+    #[arg(long, env = "SIGNAL_AGGREGATOR_MODEL_SERVICES_FILE")]
+    pub model_services_file: Option<std::path::PathBuf>,
+}
+
+fn parse_resolve(raw: &str) -> Result<(String, String), String> {
+    raw.split_once('=')
+        .filter(|(a, t)| !a.is_empty() && !t.is_empty())
+        .map(|(a, t)| (a.to_string(), t.to_string()))
+        .ok_or_else(|| format!("{raw:?} is not ADDRESS=TARGET"))
+}
+
+/// Reads ModelService XRs from a YAML file into the directory (see
+/// [`ForwardArgs::model_services_file`]).
+pub fn load_services_file(path: &std::path::Path, directory: &Directory) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use serde::Deserialize as _;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut services = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value = serde_json::Value::deserialize(document)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        if value.is_null() {
+            continue;
+        }
+        services.push(crate::directory::service_from_object(&value)?);
+    }
+    let n = services.len();
+    directory.replace_services(services);
+    Ok(n)
 }
 
 impl ForwardArgs {
@@ -74,15 +114,18 @@ impl ForwardArgs {
             queue_spans: self.trace_forward_queue_spans.max(1),
             timeout: Duration::from_secs(self.trace_forward_timeout_secs.max(1)),
             max_backoff: Duration::from_secs(self.trace_forward_max_backoff_secs.max(1)),
+            resolve: self.trace_forward_resolve.iter().cloned().collect(),
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardConfig {
     pub queue_spans: usize,
     pub timeout: Duration,
     pub max_backoff: Duration,
+    /// Forwarder address → where to dial it.
+    pub resolve: BTreeMap<String, String>,
 }
 
 impl Default for ForwardConfig {
@@ -91,6 +134,7 @@ impl Default for ForwardConfig {
             queue_spans: 20_000,
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(30),
+            resolve: BTreeMap::new(),
         }
     }
 }
@@ -147,6 +191,8 @@ pub struct Target {
     pub wake: Notify,
     pub stats: StatsCell,
     metrics: Arc<SelfMetrics>,
+    /// Where the worker connects: `address`, unless `--trace-forward-resolve` says otherwise.
+    dial: String,
     config: ForwardConfig,
     stop: CancellationToken,
 }
@@ -235,7 +281,13 @@ impl Forwarding {
                     wake: Notify::new(),
                     stats: StatsCell::default(),
                     metrics: self.metrics.clone(),
-                    config: self.config,
+                    dial: self
+                        .config
+                        .resolve
+                        .get(address)
+                        .cloned()
+                        .unwrap_or_else(|| address.clone()),
+                    config: self.config.clone(),
                     stop: CancellationToken::new(),
                 });
                 tokio::spawn(sender::run(

@@ -1,6 +1,7 @@
 //! One forwarder's bounded queue: whole export requests in arrival order,
 //! bounded by span count. When a new request does not fit, the oldest are
-//! dropped (and counted) until it does: a backend that is down costs bounded
+//! dropped (and counted) until it does (a request larger than the whole
+//! queue empties it and keeps its own newest spans): a backend that is down costs bounded
 //! memory, and what reaches it when it comes back is the most recent.
 //! The request being sent stays at the front until it is acknowledged, so a
 //! forwarder down for long drops that one too, not only newer ones.
@@ -53,15 +54,15 @@ impl BoundedQueue {
         }
     }
 
-    pub fn push(&self, request: ExportTraceServiceRequest, spans: usize) -> Pushed {
+    pub fn push(&self, mut request: ExportTraceServiceRequest, spans: usize) -> Pushed {
+        let mut dropped = 0;
+        let mut spans = spans;
         if spans > self.capacity_spans {
-            return Pushed {
-                queued: 0,
-                dropped: spans,
-            };
+            // Larger than the whole queue: its oldest spans go first.
+            dropped = drop_first_spans(&mut request, spans - self.capacity_spans);
+            spans -= dropped;
         }
         let mut state = self.state.lock();
-        let mut dropped = 0;
         while state.spans + spans > self.capacity_spans {
             let Some(oldest) = state.entries.pop_front() else {
                 break;
@@ -120,12 +121,51 @@ impl BoundedQueue {
     }
 }
 
+/// Removes the first `n` spans of `request` in order; returns how many it removed.
+fn drop_first_spans(request: &mut ExportTraceServiceRequest, mut n: usize) -> usize {
+    let mut removed = 0;
+    for resource_spans in &mut request.resource_spans {
+        for scope_spans in &mut resource_spans.scope_spans {
+            let k = n.min(scope_spans.spans.len());
+            scope_spans.spans.drain(..k);
+            n -= k;
+            removed += k;
+        }
+        resource_spans.scope_spans.retain(|s| !s.spans.is_empty());
+    }
+    request.resource_spans.retain(|r| !r.scope_spans.is_empty());
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
     fn request() -> ExportTraceServiceRequest {
         ExportTraceServiceRequest::default()
+    }
+
+    fn with_spans(names: &[&str]) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: names
+                    .chunks(2)
+                    .map(|chunk| ScopeSpans {
+                        spans: chunk
+                            .iter()
+                            .map(|n| Span {
+                                name: n.to_string(),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+        }
     }
 
     #[test]
@@ -153,14 +193,26 @@ mod tests {
             }
         );
         assert_eq!(queue.queued_spans(), 8);
+        // Larger than the queue: the queue is emptied and the request's
+        // newest spans kept.
+        let big = with_spans(&["1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]);
         assert_eq!(
-            queue.push(request(), 11),
+            queue.push(big, 11),
             Pushed {
-                queued: 0,
-                dropped: 11
+                queued: 10,
+                dropped: 1 + 8
             }
         );
-        assert_eq!(queue.queued_spans(), 8);
+        assert_eq!(queue.queued_spans(), 10);
+        let kept = queue.take(100).unwrap();
+        let names: Vec<String> = kept.requests[0]
+            .resource_spans
+            .iter()
+            .flat_map(|r| r.scope_spans.iter())
+            .flat_map(|s| s.spans.iter())
+            .map(|s| s.name.clone())
+            .collect();
+        assert_eq!(names, ["2", "3", "4", "5", "6", "7", "8", "9", "10", "11"]);
     }
 
     #[test]

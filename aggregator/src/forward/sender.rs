@@ -83,7 +83,7 @@ pub async fn send(
 
 /// Runs until `stop`: sends whatever the target's queue holds.
 pub async fn run(target: Arc<Target>, enricher: Arc<dyn Enricher>, stop: CancellationToken) {
-    let channel = match channel(&target.address, target.config.timeout) {
+    let channel = match channel(&target.dial, target.config.timeout) {
         Ok(channel) => channel,
         Err(error) => {
             tracing::warn!(tenant = %target.tenant, service = %target.service, address = %target.address, %error,
