@@ -235,7 +235,9 @@ impl Prepared {
             && let Some(path) = &self.services_file
         {
             match forward::load_services_file(path, &self.directory) {
-                Ok(n) => tracing::info!(services = n, file = %path.display(), "ModelServices read from a file (no Kubernetes)"),
+                Ok(n) => {
+                    tracing::info!(services = n, file = %path.display(), "ModelServices read from a file (no Kubernetes)")
+                }
                 Err(error) => tracing::error!(%error, "cannot read --model-services-file"),
             }
         }
