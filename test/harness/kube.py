@@ -141,34 +141,6 @@ class Resource:
         return path
 
 
-KNOWN: dict[tuple[str, str], Resource] = {
-    ("v1", "Namespace"): Resource("v1", "namespaces", False),
-    ("v1", "Secret"): Resource("v1", "secrets", True),
-    ("v1", "ServiceAccount"): Resource("v1", "serviceaccounts", True),
-    ("v1", "ConfigMap"): Resource("v1", "configmaps", True),
-    ("rbac.authorization.k8s.io/v1", "ClusterRole"): Resource("rbac.authorization.k8s.io/v1", "clusterroles", False),
-    ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding"):
-        Resource("rbac.authorization.k8s.io/v1", "clusterrolebindings", False),
-    ("rbac.authorization.k8s.io/v1", "Role"): Resource("rbac.authorization.k8s.io/v1", "roles", True),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"): Resource("rbac.authorization.k8s.io/v1", "rolebindings", True),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"):
-        Resource("apiextensions.k8s.io/v1", "customresourcedefinitions", False),
-    ("modelplane.ai/v1alpha1", "InferenceCluster"): Resource("modelplane.ai/v1alpha1", "inferenceclusters", False),
-    ("modelplane.ai/v1alpha1", "ModelService"): Resource("modelplane.ai/v1alpha1", "modelservices", True),
-    ("apiextensions.crossplane.io/v2", "CompositeResourceDefinition"):
-        Resource("apiextensions.crossplane.io/v2", "compositeresourcedefinitions", False),
-    ("apiextensions.crossplane.io/v1", "CompositeResourceDefinition"):
-        Resource("apiextensions.crossplane.io/v1", "compositeresourcedefinitions", False),
-}
-
-
-def resource_of(obj: dict[str, Any]) -> Resource:
-    key = (obj["apiVersion"], obj["kind"])
-    if key not in KNOWN:
-        raise KeyError(f"no REST mapping for {key}: add it to harness.kube.KNOWN")
-    return KNOWN[key]
-
-
 class KubeClient:
     """A thin REST client for one identity (client certificate or bearer token)."""
 
@@ -176,6 +148,7 @@ class KubeClient:
                  token: str | None = None) -> None:
         self.server = server
         self.ca = str(ca)
+        self._resources: dict[tuple[str, str], Resource] = {}
         self.session = requests.Session()
         if cert is not None:
             self.session.cert = (str(cert[0]), str(cert[1]))
@@ -191,17 +164,32 @@ class KubeClient:
             raise KubeError(response)
         return response
 
+    def resource_of(self, obj: dict[str, Any]) -> Resource:
+        """Where `obj`'s kind is served, from the API server's discovery (asked
+        again on a miss: a CRD may have just been installed)."""
+        key = (obj["apiVersion"], obj["kind"])
+        if key not in self._resources:
+            group_version = obj["apiVersion"]
+            path = "/api/v1" if group_version == "v1" else f"/apis/{group_version}"
+            for entry in self.get(path)["resources"]:
+                if "/" not in entry["name"]:
+                    self._resources[(group_version, entry["kind"])] = Resource(
+                        group_version, entry["name"], entry["namespaced"])
+        if key not in self._resources:
+            raise KeyError(f"the API server serves no {key}")
+        return self._resources[key]
+
     def get(self, path: str, **params: Any) -> dict[str, Any]:
         return self.request("GET", path, params=params).json()
 
     def get_object(self, obj_or_kind: dict[str, Any], name: str | None = None,
                    namespace: str | None = None) -> dict[str, Any]:
-        resource = resource_of(obj_or_kind)
+        resource = self.resource_of(obj_or_kind)
         meta = obj_or_kind.get("metadata", {})
         return self.get(resource.path(namespace or meta.get("namespace"), name or meta["name"]))
 
     def exists(self, obj: dict[str, Any]) -> bool:
-        resource = resource_of(obj)
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
         response = self.request("GET", resource.path(meta.get("namespace"), meta["name"]), expect_ok=False)
         if response.status_code == 404:
@@ -213,7 +201,7 @@ class KubeClient:
     def create(self, obj: dict[str, Any], manager: str = "modelplane-tests",
                dry_run: bool = False) -> dict[str, Any]:
         """POST with strict field validation, as `kubectl create` sends it."""
-        resource = resource_of(obj)
+        resource = self.resource_of(obj)
         params: dict[str, Any] = {"fieldManager": manager, "fieldValidation": "Strict"}
         if dry_run:
             params["dryRun"] = "All"
@@ -224,7 +212,7 @@ class KubeClient:
         """Server-side apply (PATCH application/apply-patch+yaml), with strict
         field validation as `kubectl apply --server-side` sends by default: an
         unknown field is refused rather than silently pruned."""
-        resource = resource_of(obj)
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
         params: dict[str, Any] = {"fieldManager": manager, "fieldValidation": "Strict"}
         if force:
@@ -238,7 +226,7 @@ class KubeClient:
 
     def merge_patch(self, obj: dict[str, Any], patch: dict[str, Any],
                     subresource: str | None = None) -> dict[str, Any]:
-        resource = resource_of(obj)
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
         return self.request(
             "PATCH", resource.path(meta.get("namespace"), meta["name"], subresource),
@@ -246,7 +234,7 @@ class KubeClient:
         ).json()
 
     def delete(self, obj: dict[str, Any], propagation: str = "Background") -> None:
-        resource = resource_of(obj)
+        resource = self.resource_of(obj)
         meta = obj["metadata"]
         response = self.request("DELETE", resource.path(meta.get("namespace"), meta["name"]), expect_ok=False,
                                 json={"propagationPolicy": propagation})

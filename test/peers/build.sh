@@ -9,6 +9,8 @@
 #   crds/                provider-kubernetes' and Crossplane's CRDs from their modules
 #   kube                 kube-apiserver and kube-controller-manager (k8s.io/kubernetes)
 #   etcd                 etcd (go.etcd.io/etcd/server/v3)
+#   kustomize            kustomize (sigs.k8s.io/kustomize/kustomize/v5)
+#   ecosystem-crds/      Argo CD's, Flux's and the Prometheus Operator's CRDs
 #
 # Versions: test/peers/versions.env. Idempotent: a peer whose inputs are
 # unchanged is not rebuilt. Writes $PEERS_DIR/peers.env (absolute paths) for
@@ -148,6 +150,27 @@ build_kube() {
     rm -f go.mod go.sum
 }
 
+# The CRDs of what users install us with (Argo CD, Flux) and monitor us with
+# (the Prometheus Operator), as their modules ship them.
+copy_ecosystem_crds() {
+    local dir
+    mkdir -p "$out/argo-cd" "$out/flux" "$out/prometheus-operator"
+    dir="$(module_dir "$ARGOCD_MODULE@$ARGOCD_VERSION")"
+    cp "$dir"/manifests/crds/*-crd.yaml "$out/argo-cd/"
+    dir="$(module_dir "$FLUX_KUSTOMIZE_MODULE@$FLUX_KUSTOMIZE_VERSION")"
+    cp "$dir"/config/crd/bases/*.yaml "$out/flux/"
+    dir="$(module_dir "$FLUX_SOURCE_MODULE@$FLUX_SOURCE_VERSION")"
+    cp "$dir"/config/crd/bases/*.yaml "$out/flux/"
+    dir="$(module_dir "$PROMETHEUS_OPERATOR_MODULE@$PROMETHEUS_OPERATOR_VERSION")"
+    cp "$dir"/example/prometheus-operator-crd/monitoring.coreos.com_{servicemonitors,podmonitors,prometheusrules}.yaml \
+        "$out/prometheus-operator/"
+    chmod -R u+w "$out"
+}
+
+module_dir() {
+    go mod download -json "$1" | sed -n 's/^\s*"Dir": "\(.*\)",$/\1/p'
+}
+
 manifest_sum="$(sha256sum "$here/otelcol-k8s/manifest.yaml" | cut -c1-12)"
 build otelcol-k8s "$OTELCOL_VERSION-$manifest_sum" build_otelcol
 otelcol_dir="$peers_dir/otelcol-k8s/$OTELCOL_VERSION-$manifest_sum"
@@ -173,6 +196,9 @@ build kube "$KUBERNETES_VERSION" build_kube
 # etcd's own go.mod replaces its sibling modules; as a wrapper's dependency
 # those replaces are ignored and the published siblings are used.
 build etcd "$ETCD_VERSION" go_tool etcd "$ETCD_MODULE" "$ETCD_MODULE@v$ETCD_VERSION"
+build kustomize "$KUSTOMIZE_VERSION" go_tool kustomize "$KUSTOMIZE_MODULE" "$KUSTOMIZE_MODULE@$KUSTOMIZE_VERSION"
+ecosystem_key="argocd-$ARGOCD_VERSION-flux-$FLUX_KUSTOMIZE_VERSION-$FLUX_SOURCE_VERSION-pom-$PROMETHEUS_OPERATOR_VERSION"
+build ecosystem-crds "$ecosystem_key" copy_ecosystem_crds
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "peers: could not build: ${failed[*]} (logs in $peers_dir)" >&2
@@ -193,5 +219,9 @@ KUBE_APISERVER_BIN=$peers_dir/kube/$KUBERNETES_VERSION/bin/kube-apiserver
 KUBE_CONTROLLER_MANAGER_BIN=$peers_dir/kube/$KUBERNETES_VERSION/bin/kube-controller-manager
 KUBERNETES_VERSION=$KUBERNETES_VERSION
 ETCD_BIN=$peers_dir/etcd/$ETCD_VERSION/bin/etcd
+KUSTOMIZE_BIN=$peers_dir/kustomize/$KUSTOMIZE_VERSION/bin/kustomize
+ARGOCD_CRDS=$peers_dir/ecosystem-crds/$ecosystem_key/argo-cd
+FLUX_CRDS=$peers_dir/ecosystem-crds/$ecosystem_key/flux
+PROMETHEUS_OPERATOR_CRDS=$peers_dir/ecosystem-crds/$ecosystem_key/prometheus-operator
 EOF
 echo "peers: all built in $((SECONDS - started_all))s; paths in $peers_dir/peers.env"
