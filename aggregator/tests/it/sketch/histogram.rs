@@ -103,6 +103,22 @@ fn quantiles_zero_and_one_are_answered_not_clamped_to_infinity() {
 }
 
 #[test]
+fn a_rank_on_a_bucket_boundary_belongs_to_the_bucket_that_reaches_it() {
+    // Prometheus takes the first bucket whose cumulative count is ≥ the rank.
+    // le=0.1:10, 0.25:0, 0.5:30, 1:0, +Inf:0; cumulative 10, 10, 40, 40, 40.
+    // q=0.25: rank 10 → le=0.1 (cum 10 ≥ 10); 0 + 0.1 * 10/10 = 0.1, not the
+    // empty bucket after it (0.25) and not the one after that.
+    let counts = [10.0, 0.0, 30.0, 0.0, 0.0];
+    assert_eq!(prometheus_quantile(0.25, &BOUNDS, &counts), 0.1);
+    // Everything in the first bucket: q=1, rank 10 → le=0.1 → 0.1, not the
+    // highest finite bound (1.0) that the +Inf bucket would answer.
+    assert_eq!(
+        prometheus_quantile(1.0, &BOUNDS, &[10.0, 0.0, 0.0, 0.0, 0.0]),
+        0.1
+    );
+}
+
+#[test]
 fn a_lowest_bound_of_exactly_zero_is_returned_as_is() {
     // le=0:0, 1:4, +Inf:0. q=0: rank 0 lands in the first bucket, whose bound
     // 0 is ≤ 0 → 0 (interpolating would divide 0 by its empty count: NaN).
