@@ -60,6 +60,11 @@ async fn unmapped_points_are_counted_per_tenant_and_name_and_explained_in_the_an
                 "vllm:time_to_first_token_seconds",
                 vec![number(vec![], 0, now, 0.2)],
             ),
+            // Text where a metric name belongs never becomes a label.
+            gauge(
+                "summarise my medical file, SSN 078-05-1120",
+                vec![number(vec![], 0, now, 1.0)],
+            ),
         ],
     );
     assert_eq!(stack.metrics(Transport::Grpc, request).await, 0);
@@ -68,17 +73,18 @@ async fn unmapped_points_are_counted_per_tenant_and_name_and_explained_in_the_an
     assert_eq!(body["groups"], json!([]));
     assert_eq!(
         body["unmapped_points"],
-        json!({ "dcgm_fi_dev_gpu_util": 2, "vllm:promt_tokens_total": 1,
+        json!({ "dcgm_fi_dev_gpu_util": 2, "other": 1, "vllm:promt_tokens_total": 1,
                 "vllm:time_to_first_token_seconds": 1 })
     );
     let note = body["note"].as_str().expect("an empty answer says why");
-    assert!(note.contains("4 data point(s)"), "{note}");
+    assert!(note.contains("5 data point(s)"), "{note}");
     // Another tenant sees none of it.
     let other = stack.get("/v1/tenants/team-b/signals/Capacity").await;
     assert_eq!(other["unmapped_points"], json!({}));
     assert!(other.get("note").is_none());
 
     let text = stack.metrics_text().await;
+    assert!(!text.contains("medical") && !body.to_string().contains("medical"));
     assert_eq!(
         unmapped_sample(&text, "team-a", "dcgm_fi_dev_gpu_util"),
         Some(2.0)
