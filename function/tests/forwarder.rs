@@ -259,8 +259,10 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "agent trace path: the listed namespaces' spans raw, marked forward-only, tenant from the pod's namespace",
-            cluster(json!({ "kinds": [{ "name": "RequestLifecycle", "sampleRate": 0.5 }],
-                "traceForwarding": { "namespaces": ["team-b", "team-a"] } })),
+            cluster(
+                json!({ "kinds": [{ "name": "RequestLifecycle", "sampleRate": 0.5 }],
+                "traceForwarding": { "namespaces": ["team-b", "team-a"] } }),
+            ),
             Want::Parts(json!({
                 "collector.yaml#/service/pipelines/traces~1forward": {
                     "receivers": ["otlp"],
@@ -283,7 +285,9 @@ fn cases() -> Vec<Case> {
         ),
         case(
             "agent trace path with metric kinds only: the OTLP receiver and Service exist for it",
-            cluster(json!({ "kinds": [{ "name": "Capacity" }], "traceForwarding": { "namespaces": ["team-a"] } })),
+            cluster(
+                json!({ "kinds": [{ "name": "Capacity" }], "traceForwarding": { "namespaces": ["team-a"] } }),
+            ),
             Want::Parts(json!({
                 "collector.yaml#/service/pipelines/traces~1forward/exporters": ["otlp_grpc/aggregator"],
                 "collector.yaml#/processors/transform~1privacy": null,
