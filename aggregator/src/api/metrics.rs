@@ -4,6 +4,7 @@
 //! Labels come only from series identity (tenant, cluster, model) and fixed
 //! names, never from request attributes.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
@@ -13,9 +14,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::api::tenant::merge_groups;
 use crate::api::{ApiError, ApiState, METRICS_WINDOW_SECS};
+use crate::query::cost::{CostBreakdown, totals_by_sku};
 use crate::query::readout;
 use crate::query::readout::{REPORTED_QUANTILES, total_of};
-use crate::signal::{Field, FieldKey, SignalKind};
+use crate::signal::{
+    DIM_CAUSE, DIM_PHASE, DIM_SKU, DIM_TIER, Field, FieldKey, SeriesKey, SignalKind,
+};
 use crate::sketch::SeriesSketch;
 use crate::store::StoreQuery;
 
@@ -234,6 +238,18 @@ async fn signal_gauges(state: &ApiState, text: &mut Text) -> Result<(), ApiError
         for (field, suffix, what) in [
             (Field::Requests, "requests", "Requests"),
             (Field::Errors, "errors", "Failed requests"),
+            (Field::InputTokens, "input_tokens", "Input tokens"),
+            (Field::OutputTokens, "output_tokens", "Output tokens"),
+            (
+                Field::PrefixCacheQueries,
+                "prefix_cache_queries",
+                "Prefix-cache queries (tokens)",
+            ),
+            (
+                Field::PrefixCacheHits,
+                "prefix_cache_hits",
+                "Prefix-cache hits (tokens)",
+            ),
         ] {
             let name = format!("{prefix}_{suffix}");
             text.family(
@@ -276,7 +292,253 @@ async fn signal_gauges(state: &ApiState, text: &mut Text) -> Result<(), ApiError
             }
         }
     }
+    other_kinds(state, text, &series, now).await
+}
+
+/// One kind's rows: labels, the cluster (for prices) and the sketch.
+type Rows<'a> = Vec<(Vec<(&'a str, &'a str)>, &'a str, &'a SeriesSketch)>;
+
+/// Capacity, cold start, cost and reliability, per series and per cluster
+/// (fleet-visible series only), and how many series of each kind every
+/// cluster reported in the window (all series: an agent that went quiet
+/// shows as its cluster missing).
+async fn other_kinds(
+    state: &ApiState,
+    text: &mut Text,
+    lifecycle: &[(SeriesKey, SeriesSketch)],
+    now: u64,
+) -> Result<(), ApiError> {
+    let mut reporting: BTreeMap<(String, &'static str), u64> = BTreeMap::new();
+    let mut count = |kind: SignalKind, series: &[(SeriesKey, SeriesSketch)]| {
+        for (key, _) in series {
+            *reporting
+                .entry((key.cluster.clone(), kind.as_str()))
+                .or_default() += 1;
+        }
+    };
+    count(SignalKind::RequestLifecycle, lifecycle);
+    for kind in [
+        SignalKind::Capacity,
+        SignalKind::ColdStart,
+        SignalKind::Cost,
+        SignalKind::Reliability,
+    ] {
+        let query = StoreQuery {
+            tenant: None,
+            kind,
+            cluster: None,
+            model: None,
+            from_unix_secs: now.saturating_sub(METRICS_WINDOW_SECS),
+            to_unix_secs: now,
+        };
+        let series = state.store.query(&query).await?;
+        count(kind, &series);
+        let fleet = merge_groups(
+            series
+                .iter()
+                .filter(|(key, _)| state.fleet.includes(key))
+                .cloned()
+                .collect(),
+            |key| key.cluster.clone(),
+        )?;
+        let per_series: Rows = series
+            .iter()
+            .map(|(key, sketch)| {
+                let labels = vec![
+                    ("tenant", key.tenant.as_str()),
+                    ("cluster", key.cluster.as_str()),
+                    ("model", key.model.as_str()),
+                ];
+                (labels, key.cluster.as_str(), sketch)
+            })
+            .collect();
+        let per_cluster: Rows = fleet
+            .iter()
+            .map(|(cluster, sketch)| {
+                (
+                    vec![("cluster", cluster.as_str())],
+                    cluster.as_str(),
+                    sketch,
+                )
+            })
+            .collect();
+        for (prefix, scope, rows) in [
+            (
+                "modelplane_signal",
+                "per tenant, cluster and model",
+                &per_series,
+            ),
+            (
+                "modelplane_fleet",
+                "per cluster across fleet-visible series",
+                &per_cluster,
+            ),
+        ] {
+            match kind {
+                SignalKind::Capacity => capacity(text, prefix, scope, rows),
+                SignalKind::ColdStart => cold_start(text, prefix, scope, rows),
+                SignalKind::Cost => cost(state, text, prefix, scope, rows),
+                _ => failures(text, prefix, scope, rows),
+            }
+        }
+    }
+    let name = "modelplane_aggregator_reporting_series";
+    text.family(
+        name,
+        "gauge",
+        "Series with data in the last 5 minutes, by cluster and signal kind (PrefixHash not counted); a cluster whose agent stopped disappears.",
+    );
+    for ((cluster, kind), n) in reporting {
+        text.sample(name, &[("cluster", &cluster), ("kind", kind)], n as f64);
+    }
     Ok(())
+}
+
+/// Last reading of `field` under each value of `dim`, as label `label`.
+fn gauge_by_dim(text: &mut Text, name: &str, help: &str, rows: &Rows, field: Field, dim: &str) {
+    text.family(name, "gauge", help);
+    for (labels, _, sketch) in rows {
+        for (value, keys) in readout::by_dim(sketch, field, dim) {
+            if let Some(g) = keys.first().and_then(|(_, f)| readout::gauge(f)) {
+                let mut l = labels.clone();
+                l.push((dim, value.as_str()));
+                text.sample(name, &l, g.last);
+            }
+        }
+    }
+}
+
+fn capacity(text: &mut Text, prefix: &str, scope: &str, rows: &Rows) {
+    for (field, suffix, what) in [
+        (Field::Gpus, "gpus", "GPUs by SKU"),
+        (
+            Field::GpusAllocated,
+            "gpus_allocated",
+            "Allocated GPUs by SKU",
+        ),
+        (
+            Field::GpuUtilization,
+            "gpu_utilization",
+            "GPU utilization (0-1) by SKU",
+        ),
+    ] {
+        gauge_by_dim(
+            text,
+            &format!("{prefix}_{suffix}"),
+            &format!("{what}, last report in the last 5 minutes, {scope}."),
+            rows,
+            field,
+            DIM_SKU,
+        );
+    }
+    gauge_by_dim(
+        text,
+        &format!("{prefix}_kv_cache_utilization"),
+        &format!("KV-cache utilization (0-1) by tier, last report in the last 5 minutes, {scope}."),
+        rows,
+        Field::KvCacheUtilization,
+        DIM_TIER,
+    );
+    let name = format!("{prefix}_replicas");
+    text.family(
+        &name,
+        "gauge",
+        &format!("Replicas by state, last report in the last 5 minutes, {scope}."),
+    );
+    for (labels, _, sketch) in rows {
+        for (field, state) in [
+            (Field::ReplicasActive, "active"),
+            (Field::ReplicasStarting, "starting"),
+        ] {
+            if let Some(g) = readout::plain(sketch, field).and_then(readout::gauge) {
+                let mut l = labels.clone();
+                l.push(("state", state));
+                text.sample(&name, &l, g.last);
+            }
+        }
+    }
+}
+
+fn cold_start(text: &mut Text, prefix: &str, scope: &str, rows: &Rows) {
+    let name = format!("{prefix}_coldstart_phase_seconds");
+    text.family(
+        &name,
+        "summary",
+        &format!(
+            "Cold-start phase durations by phase, quantiles over the last 5 minutes, {scope}."
+        ),
+    );
+    for (labels, _, sketch) in rows {
+        for (phase, keys) in readout::by_dim(sketch, Field::PhaseSeconds, DIM_PHASE) {
+            let Some((_, f)) = keys.first() else {
+                continue;
+            };
+            for (_, q) in REPORTED_QUANTILES {
+                if let Some(v) = readout::quantile(f, q) {
+                    let quantile = q.to_string();
+                    let mut l = labels.clone();
+                    l.push(("phase", phase.as_str()));
+                    l.push(("quantile", quantile.as_str()));
+                    text.sample(&name, &l, v);
+                }
+            }
+        }
+    }
+}
+
+fn cost(state: &ApiState, text: &mut Text, prefix: &str, scope: &str, rows: &Rows) {
+    let costs: Vec<CostBreakdown> = rows
+        .iter()
+        .map(|(_, cluster, sketch)| CostBreakdown::of_cluster(cluster, sketch, &*state.prices))
+        .collect();
+    // Seconds, Prometheus's base unit (promtool's lint refuses `_hours`).
+    let name = format!("{prefix}_gpu_seconds");
+    text.family(
+        &name,
+        "gauge",
+        &format!("GPU-seconds used in the last 5 minutes by SKU, {scope}."),
+    );
+    for (labels, _, sketch) in rows {
+        for (sku, seconds) in totals_by_sku(sketch, Field::GpuSeconds) {
+            let mut l = labels.clone();
+            l.push(("sku", sku.as_str()));
+            text.sample(&name, &l, seconds);
+        }
+    }
+    let name = format!("{prefix}_cost_dollars");
+    text.family(
+        &name,
+        "gauge",
+        &format!("Dollars for the priced GPU-hours of the last 5 minutes (configured price, else reported), {scope}."),
+    );
+    for ((labels, _, _), breakdown) in rows.iter().zip(&costs) {
+        if breakdown.is_priced() {
+            text.sample(&name, labels, breakdown.dollars());
+        }
+    }
+}
+
+fn failures(text: &mut Text, prefix: &str, scope: &str, rows: &Rows) {
+    let name = format!("{prefix}_failures");
+    text.family(
+        &name,
+        "gauge",
+        &format!("Failure events in the last 5 minutes by SKU and root cause, {scope}."),
+    );
+    for (labels, _, sketch) in rows {
+        let mut pairs: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+        for (key, value) in sketch.fields_named(Field::Failures) {
+            let sku = key.dims.get(DIM_SKU).map_or("", String::as_str);
+            let cause = key.dims.get(DIM_CAUSE).map_or("", String::as_str);
+            *pairs.entry((sku, cause)).or_default() += readout::total(value).unwrap_or(0.0);
+        }
+        for ((sku, cause), n) in pairs {
+            let mut l = labels.clone();
+            l.push(("sku", sku));
+            l.push(("cause", cause));
+            text.sample(&name, &l, n);
+        }
+    }
 }
 
 #[derive(Default)]

@@ -230,3 +230,90 @@ async fn docs_api_md_covers_every_route_and_every_request_lifecycle_field() {
         );
     }
 }
+
+#[tokio::test]
+async fn metrics_show_capacity_cold_start_cost_failures_and_reporting_clusters() {
+    use signal_aggregator::signal::{FieldKey, Value};
+    let dim = |field, k: &str, v: &str| FieldKey::with_dim(field, k, v);
+    let h100 = "nvidia-h100-80gb-hbm3";
+    let mut sketches = Vec::new();
+    for (tenant, gpus, failures) in [("team-a", 8.0, 2.0), ("team-b", 4.0, 1.0)] {
+        sketches.push(
+            SketchBuilder::new(key(tenant, "us-east-1", "", SignalKind::Capacity), NOW - 60)
+                .point(dim(Field::Gpus, "sku", h100), Value::Gauge(gpus))
+                .point(
+                    dim(Field::GpusAllocated, "sku", h100),
+                    Value::Gauge(gpus - 1.0),
+                )
+                .point(
+                    dim(Field::KvCacheUtilization, "tier", "hbm"),
+                    Value::Gauge(0.5),
+                )
+                .gauge(Field::ReplicasActive, 3.0)
+                .build(),
+        );
+        sketches.push(
+            SketchBuilder::new(
+                key(tenant, "us-east-1", "m", SignalKind::ColdStart),
+                NOW - 60,
+            )
+            .point(
+                dim(Field::PhaseSeconds, "phase", "model_load"),
+                Value::Sample(30.0),
+            )
+            .build(),
+        );
+        sketches.push(
+            SketchBuilder::new(key(tenant, "us-east-1", "m", SignalKind::Cost), NOW - 60)
+                .point(dim(Field::GpuSeconds, "sku", h100), Value::Counter(1_800.0))
+                .point(dim(Field::PricePerGpuHour, "sku", h100), Value::Gauge(4.0))
+                .build(),
+        );
+        let mut failure = FieldKey::with_dim(Field::Failures, "sku", h100);
+        failure.dims.insert("cause".into(), "xid_79".into());
+        sketches.push(
+            SketchBuilder::new(
+                key(tenant, "us-east-1", "", SignalKind::Reliability),
+                NOW - 60,
+            )
+            .point(failure, Value::Counter(failures))
+            .build(),
+        );
+    }
+    sketches.push(
+        SketchBuilder::new(key("team-a", "us-east-1", "m", RL), NOW - 60)
+            .counter(Field::InputTokens, 900.0)
+            .counter(Field::OutputTokens, 100.0)
+            .build(),
+    );
+    let api = TestApi::start(sketches).await;
+    let (status, _, text) = api.get_text("/metrics").await;
+    assert_eq!(status, 200);
+    promtool_check(&text);
+    let lines: BTreeSet<&str> = text.lines().collect();
+    for expected in [
+        r#"modelplane_signal_gpus{tenant="team-a",cluster="us-east-1",model="",sku="nvidia-h100-80gb-hbm3"} 8"#,
+        r#"modelplane_signal_gpus_allocated{tenant="team-b",cluster="us-east-1",model="",sku="nvidia-h100-80gb-hbm3"} 3"#,
+        r#"modelplane_signal_kv_cache_utilization{tenant="team-a",cluster="us-east-1",model="",tier="hbm"} 0.5"#,
+        r#"modelplane_signal_replicas{tenant="team-a",cluster="us-east-1",model="",state="active"} 3"#,
+        r#"modelplane_signal_coldstart_phase_seconds{tenant="team-a",cluster="us-east-1",model="m",phase="model_load",quantile="0.99"} 30"#,
+        r#"modelplane_signal_gpu_seconds{tenant="team-a",cluster="us-east-1",model="m",sku="nvidia-h100-80gb-hbm3"} 1800"#,
+        r#"modelplane_signal_cost_dollars{tenant="team-a",cluster="us-east-1",model="m"} 2"#,
+        r#"modelplane_signal_failures{tenant="team-b",cluster="us-east-1",model="",sku="nvidia-h100-80gb-hbm3",cause="xid_79"} 1"#,
+        r#"modelplane_signal_input_tokens{tenant="team-a",cluster="us-east-1",model="m"} 900"#,
+        r#"modelplane_signal_output_tokens{tenant="team-a",cluster="us-east-1",model="m"} 100"#,
+        // Per cluster, both tenants merged: counters add up.
+        r#"modelplane_fleet_gpu_seconds{cluster="us-east-1",sku="nvidia-h100-80gb-hbm3"} 3600"#,
+        r#"modelplane_fleet_cost_dollars{cluster="us-east-1"} 4"#,
+        r#"modelplane_fleet_failures{cluster="us-east-1",sku="nvidia-h100-80gb-hbm3",cause="xid_79"} 3"#,
+        r#"modelplane_fleet_coldstart_phase_seconds{cluster="us-east-1",phase="model_load",quantile="0.5"} 30"#,
+        r#"modelplane_aggregator_reporting_series{cluster="us-east-1",kind="RequestLifecycle"} 1"#,
+        r#"modelplane_aggregator_reporting_series{cluster="us-east-1",kind="Capacity"} 2"#,
+        r#"modelplane_aggregator_reporting_series{cluster="us-east-1",kind="Reliability"} 2"#,
+    ] {
+        assert!(
+            lines.contains(expected),
+            "missing line {expected}\n---\n{text}"
+        );
+    }
+}
