@@ -612,3 +612,138 @@ async fn forward_spans_carry_the_warmth_of_their_prefix() {
         ]
     );
 }
+
+/// A store that keeps the `Debug` text of everything merged into it, in
+/// front of the in-memory store.
+struct SpyStore {
+    inner: MemoryStore,
+    merged: Mutex<String>,
+}
+
+#[tonic::async_trait]
+impl SketchStore for SpyStore {
+    async fn merge(
+        &self,
+        sketches: Vec<signal_aggregator::sketch::WindowedSketch>,
+    ) -> Result<(), signal_aggregator::store::StoreError> {
+        self.merged.lock().push_str(&format!("{sketches:?}"));
+        self.inner.merge(sketches).await
+    }
+    async fn query(
+        &self,
+        query: &signal_aggregator::store::StoreQuery,
+    ) -> Result<
+        Vec<(
+            signal_aggregator::signal::SeriesKey,
+            signal_aggregator::sketch::SeriesSketch,
+        )>,
+        signal_aggregator::store::StoreError,
+    > {
+        self.inner.query(query).await
+    }
+    async fn health(&self) -> signal_aggregator::store::StoreHealth {
+        self.inner.health().await
+    }
+    async fn run_maintenance(
+        &self,
+        now_unix_secs: u64,
+    ) -> Result<signal_aggregator::store::MaintenanceReport, signal_aggregator::store::StoreError>
+    {
+        self.inner.run_maintenance(now_unix_secs).await
+    }
+    fn retention_secs(&self) -> u64 {
+        self.inner.retention_secs()
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn prometheus_text(&self) -> String {
+        self.inner.prometheus_text()
+    }
+}
+
+#[tokio::test]
+async fn forward_prompts_reach_the_forwarder_and_never_the_store() {
+    const PROMPT: &str = "PROMPT-never-stored";
+    let receiver = Receiver::default();
+    let address = receiver.clone().start().await;
+    let metrics = Arc::new(SelfMetrics::default());
+    let store = Arc::new(SpyStore {
+        inner: MemoryStore::new(MemoryStoreConfig::default()),
+        merged: Mutex::default(),
+    });
+    let pipeline: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
+        Normalizer::new(Default::default()),
+        store.clone(),
+        metrics.clone(),
+    ));
+    let directory = Directory::new();
+    directory.replace_services(vec![service("team-a", "chat", Some(address))]);
+    let forwarding = Forwarding::new(ForwardConfig::default(), metrics.clone());
+    let enricher: Arc<dyn Enricher> = Arc::new(PrefixWarmth::new(
+        store.clone(),
+        signal_aggregator::clock::system_clock(),
+    ));
+    forwarding.update_routes(&directory, &enricher);
+    let sink = ForwardingSink::new(pipeline, forwarding.clone());
+    // The raw copy: the prompt in the span's name, attributes, events and
+    // status, and in the resource; routed by its model.
+    let mut raw_span = gateway_span(&format!("{PROMPT} name"), "chat");
+    raw_span.attributes.push(string_kv(
+        "gen_ai.output.messages",
+        format!("{PROMPT} answer"),
+    ));
+    raw_span
+        .events
+        .push(opentelemetry_proto::tonic::trace::v1::span::Event {
+            name: format!("{PROMPT} event"),
+            attributes: vec![string_kv("gen_ai.prompt", PROMPT)],
+            ..Default::default()
+        });
+    raw_span.status = Some(opentelemetry_proto::tonic::trace::v1::Status {
+        message: PROMPT.into(),
+        code: 2,
+    });
+    let mut raw_resource = raw("team-a", "eu-west");
+    raw_resource.push(string_kv("service.name", PROMPT));
+    // The sketch path's copy, as the agent's privacy transform leaves it.
+    let stripped = traces_request(
+        resource("team-a", "eu-west"),
+        vec![span(
+            "chat",
+            vec![
+                string_kv("gen_ai.operation.name", "chat"),
+                string_kv("gen_ai.request.model", "chat"),
+            ],
+            1_000_000_000,
+            2_000_000_000,
+        )],
+    );
+    let origin = Origin::default();
+    sink.export_traces(&origin, stripped).await.unwrap();
+    sink.export_traces(&origin, traces_request(raw_resource, vec![raw_span]))
+        .await
+        .unwrap();
+    receiver.wait_for_spans(1).await;
+    forwarding.stop();
+    // The prompt went to the tenant's forwarder, whole.
+    let forwarded = format!("{:?}", receiver.accepted.lock());
+    assert_eq!(forwarded.matches(PROMPT).count(), 6, "{forwarded}");
+    // The sketches hold the stripped copy and nothing of the raw one.
+    let merged = store.merged.lock().clone();
+    assert!(
+        merged.contains("chat"),
+        "the stripped copy was sketched: {merged}"
+    );
+    assert!(!merged.contains("PROMPT"), "{merged}");
+    assert!(!store.prometheus_text().contains("PROMPT"));
+    assert_eq!(metrics.ingested_snapshot().get("traces").copied(), Some(1));
+    let counters = format!(
+        "{:?}{:?}{:?}{:?}",
+        metrics.ingested_snapshot(),
+        metrics.rejected_snapshot(),
+        metrics.dropped_snapshot(),
+        metrics.unmapped_snapshot()
+    );
+    assert!(!counters.contains("PROMPT"), "{counters}");
+}
