@@ -221,6 +221,54 @@ fn counts_past_u32_widen_as_decode_then_merge_does() {
     );
 }
 
+/// A one-sample TTFT frame whose positive bucket store starts at `offset`.
+fn ttft_frame_at(offset: i64) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENCODING_VERSION);
+    w.varint(0);
+    w.varint(1);
+    w.str(Field::TtftSeconds.as_str());
+    w.varint(0);
+    w.u8(1); // distribution
+    w.varint(1);
+    w.f64(1.0);
+    w.f64(1.0);
+    w.f64(1.0);
+    w.varint(0); // zero bucket
+    w.zigzag(offset); // positive store: one bucket at `offset`
+    w.varint(1);
+    w.varint(1);
+    w.zigzag(0); // empty negative store
+    w.varint(0);
+    w.varint(0); // no histogram layouts
+    w.buf
+}
+
+/// Found by the `store_value` fuzz target: `offset + len` of a stored bucket
+/// range overflowed i64 (a panic with overflow checks; without them the
+/// wrapped sum passed the range check and the offset was truncated).
+#[test]
+fn bucket_offsets_near_the_ends_of_i64_are_corrupt_not_an_overflow() {
+    let base = sketch_of(&[plain(Field::TtftSeconds, Value::Sample(1.0))]);
+    for offset in [i64::MAX, i64::MAX - 1, i64::from(i32::MAX) + 1, i64::MIN] {
+        let frame = ttft_frame_at(offset);
+        assert!(
+            matches!(SeriesSketch::decode(&frame), Err(SketchError::Corrupt(_))),
+            "offset {offset}"
+        );
+        assert!(
+            matches!(
+                base.clone().merge_encoded(&frame),
+                Err(SketchError::Corrupt(_))
+            ),
+            "offset {offset}"
+        );
+    }
+    let mut merged = base.clone();
+    merged.merge_encoded(&ttft_frame_at(0)).unwrap();
+    assert_eq!(merged.summary(Field::TtftSeconds).unwrap().count, 2);
+}
+
 #[test]
 fn inconsistent_bucket_counts_are_refused() {
     let mut merged = sketch_of(&[plain(Field::TtftSeconds, Value::Sample(1.0))]);

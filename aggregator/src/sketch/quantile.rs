@@ -160,7 +160,10 @@ impl<T: Count> BucketStore<T> {
                 "{len} quantile buckets exceed {MAX_BUCKETS}"
             )));
         }
-        if offset < i64::from(MIN_INDEX) || offset + len as i64 > i64::from(MAX_INDEX) + 1 {
+        // `len` is at most MAX_BUCKETS here, but `offset` is any i64 read
+        // from the bytes: add without overflowing.
+        let end = offset.checked_add(len as i64);
+        if offset < i64::from(MIN_INDEX) || end.is_none_or(|end| end > i64::from(MAX_INDEX) + 1) {
             return Err(corrupt(format!("bucket range {offset}+{len} out of range")));
         }
         Ok((offset as i32, header))
