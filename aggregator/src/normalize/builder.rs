@@ -5,6 +5,7 @@
 
 use super::attrs::{PrehashedMap, mix, xxh3};
 use super::cardinality::CardinalityLimiter;
+use super::losses::DropReason;
 use super::precedence::{Precedence, Vantage};
 use crate::signal::{FieldKey, Point, SeriesKey, SeriesPoints, SignalBatch, SignalKind, Value};
 
@@ -54,6 +55,9 @@ enum Slot {
         key: SeriesKey,
         series: usize,
     },
+    /// Over the budget and past the overflow headroom (a tenant inventing
+    /// clusters too): points for it are dropped.
+    Refused(SeriesKey),
 }
 
 /// A series seen in this request, with the RequestLifecycle fields whose
@@ -71,8 +75,22 @@ pub(crate) enum Pushed {
     Kept,
     /// The series is over the tenant's budget: kept in the overflow series.
     Overflow,
+    /// Over the budget and its overflow headroom: dropped.
+    SeriesLimit,
     /// A higher-ranked vantage owns this RequestLifecycle field.
     Outranked,
+}
+
+impl Pushed {
+    /// Notes what the series budget did to a pushed point: `seen` becomes
+    /// the reason its item is counted under (a refusal wins over overflow).
+    pub(crate) fn note_series(self, seen: &mut Option<DropReason>) {
+        match self {
+            Pushed::SeriesLimit => *seen = Some(DropReason::SeriesLimit),
+            Pushed::Overflow if seen.is_none() => *seen = Some(DropReason::SeriesOverflow),
+            _ => {}
+        }
+    }
 }
 
 pub(crate) struct BatchBuilder<'l> {
@@ -116,6 +134,7 @@ impl<'l> BatchBuilder<'l> {
         let (series, pushed) = match self.slots[slot].slot {
             Slot::Kept(series) => (series, Pushed::Kept),
             Slot::Overflow { series, .. } => (series, Pushed::Overflow),
+            Slot::Refused(_) => return Pushed::SeriesLimit,
         };
         if kind == SignalKind::RequestLifecycle && !self.owns(slot, key_hash, &field) {
             return Pushed::Outranked;
@@ -154,7 +173,7 @@ impl<'l> BatchBuilder<'l> {
         if let Some(&slot) = self.index.get(&key_hash) {
             let key = match &self.slots[slot].slot {
                 Slot::Kept(i) => &self.series[*i].key,
-                Slot::Overflow { key, .. } => key,
+                Slot::Overflow { key, .. } | Slot::Refused(key) => key,
             };
             if ctx.matches(key, kind) {
                 return slot;
@@ -186,8 +205,10 @@ impl<'l> BatchBuilder<'l> {
             });
             Slot::Kept(self.series.len() - 1)
         } else {
-            let series = self.overflow_series(ctx, kind);
-            Slot::Overflow { key, series }
+            match self.overflow_series(ctx, kind) {
+                Some(series) => Slot::Overflow { key, series },
+                None => Slot::Refused(key),
+            }
         };
         if index {
             self.index.insert(key_hash, self.slots.len());
@@ -202,16 +223,23 @@ impl<'l> BatchBuilder<'l> {
     }
 
     /// Index into `series` of the overflow series of (tenant, cluster, kind),
-    /// created on first use. It is outside the budget: one per tenant,
-    /// cluster and kind.
-    fn overflow_series(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind) -> usize {
+    /// created on first use; `None` past the tenant's overflow headroom.
+    fn overflow_series(&mut self, ctx: &SeriesCtx<'_>, kind: SignalKind) -> Option<usize> {
         let found = self.series.iter().position(|s| {
             s.key.kind == kind
                 && s.key.model == OVERFLOW_MODEL
                 && s.key.cluster == ctx.cluster
                 && s.key.tenant == ctx.tenant
         });
-        found.unwrap_or_else(|| {
+        if found.is_some() {
+            return found;
+        }
+        let overflow = SeriesCtx::new(ctx.tenant, ctx.cluster, OVERFLOW_MODEL);
+        let hash = mix(overflow.hash, kind as u64 + 1);
+        if !self.limiter.admit_overflow(ctx.tenant, hash, self.now_secs) {
+            return None;
+        }
+        Some({
             self.series.push(SeriesPoints {
                 key: SeriesKey {
                     tenant: ctx.tenant.to_string(),

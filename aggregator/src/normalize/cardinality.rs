@@ -12,6 +12,11 @@ use super::attrs::{PrehashedMap, xxh3};
 
 const SHARDS: usize = 16;
 
+/// Series a tenant may hold beyond its budget, for overflow series only
+/// (one per cluster and kind: 6 kinds × 64 clusters). Past it, points that
+/// would need a new overflow series are dropped as `series_limit`.
+pub const OVERFLOW_HEADROOM: usize = 384;
+
 /// Tenant → (series digest → last seen, unix seconds).
 type TenantSeries = HashMap<String, PrehashedMap<u64>>;
 
@@ -32,6 +37,23 @@ impl CardinalityLimiter {
 
     /// Whether the series `series_hash` of `tenant` may be kept now.
     pub(crate) fn admit(&self, tenant: &str, series_hash: u64, now_secs: u64) -> bool {
+        self.admit_within(tenant, series_hash, now_secs, self.max_series_per_tenant)
+    }
+
+    /// Whether the overflow series `series_hash` of `tenant` may be kept:
+    /// overflow series (one per cluster and kind) have
+    /// [`OVERFLOW_HEADROOM`] series beyond the budget, so a tenant that
+    /// also keeps inventing clusters stays bounded.
+    pub(crate) fn admit_overflow(&self, tenant: &str, series_hash: u64, now_secs: u64) -> bool {
+        self.admit_within(
+            tenant,
+            series_hash,
+            now_secs,
+            self.max_series_per_tenant.saturating_add(OVERFLOW_HEADROOM),
+        )
+    }
+
+    fn admit_within(&self, tenant: &str, series_hash: u64, now_secs: u64, limit: usize) -> bool {
         let mut shard = self.shards[(xxh3(tenant.as_bytes()) % SHARDS as u64) as usize].lock();
         let series = match shard.get_mut(tenant) {
             Some(series) => series,
@@ -41,11 +63,11 @@ impl CardinalityLimiter {
             *seen = now_secs;
             return true;
         }
-        if series.len() >= self.max_series_per_tenant {
+        if series.len() >= limit {
             let ttl = self.ttl_secs;
             series.retain(|_, seen| now_secs.saturating_sub(*seen) <= ttl);
         }
-        if series.len() >= self.max_series_per_tenant {
+        if series.len() >= limit {
             return false;
         }
         series.insert(series_hash, now_secs);
@@ -78,5 +100,43 @@ mod tests {
         // Series 2 has not been seen for more than the TTL.
         assert!(limiter.admit("a", 3, 65));
         assert_eq!(limiter.series_of("a"), 2);
+    }
+
+    #[test]
+    fn overflow_series_have_a_bounded_headroom_beyond_the_budget() {
+        let limiter = CardinalityLimiter::new(2, Duration::from_secs(60));
+        assert!(limiter.admit("a", 1, 0));
+        assert!(limiter.admit("a", 2, 0));
+        assert!(!limiter.admit("a", 3, 0), "the budget is full");
+        // Overflow series fill exactly the headroom beyond the budget.
+        let overflow = 1000..1000 + OVERFLOW_HEADROOM as u64;
+        for hash in overflow.clone() {
+            assert!(
+                limiter.admit_overflow("a", hash, 10),
+                "overflow series {hash}"
+            );
+        }
+        assert_eq!(limiter.series_of("a"), 2 + OVERFLOW_HEADROOM);
+        assert!(!limiter.admit_overflow("a", 5000, 10), "past the headroom");
+        assert!(
+            limiter.admit_overflow("a", 1000, 20),
+            "known overflow series stay admitted"
+        );
+        assert!(
+            !limiter.admit("a", 3, 20),
+            "overflow series never open the budget"
+        );
+        assert!(
+            limiter.admit_overflow("b", 5000, 20),
+            "other tenants have their own"
+        );
+        // The regular series (seen at 0) go stale at 61: their room is free
+        // again, for overflow and then for regular series.
+        assert!(limiter.admit_overflow("a", 5000, 61));
+        assert_eq!(limiter.series_of("a"), OVERFLOW_HEADROOM + 1);
+        assert!(
+            !limiter.admit("a", 3, 61),
+            "the overflow series fill the budget"
+        );
     }
 }

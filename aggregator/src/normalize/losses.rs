@@ -5,6 +5,9 @@
 /// Why a valid item (counted as accepted) did not become all its points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DropReason {
+    /// The tenant is over its series budget and its overflow series'
+    /// headroom (it keeps inventing clusters too): the point is lost.
+    SeriesLimit,
     /// The tenant is over its series budget: the point was kept in the
     /// tenant's overflow series of its cluster and kind (model
     /// `otel.metric.overflow`), so totals stay exact; only its model is lost.
@@ -25,6 +28,7 @@ impl DropReason {
     /// The `reason` label on `/metrics` and in [`super::Normalized::dropped`].
     pub const fn label(self) -> &'static str {
         match self {
+            DropReason::SeriesLimit => "series_limit",
             DropReason::SeriesOverflow => "series_overflow",
             DropReason::CumulativeStateFull => "cumulative_state_full",
             DropReason::UnsupportedMetricType => "unsupported_metric_type",
@@ -40,7 +44,9 @@ impl DropReason {
     pub const fn loses_data(self) -> bool {
         matches!(
             self,
-            DropReason::CumulativeStateFull | DropReason::UnsupportedMetricType
+            DropReason::SeriesLimit
+                | DropReason::CumulativeStateFull
+                | DropReason::UnsupportedMetricType
         )
     }
 }
@@ -97,6 +103,7 @@ mod tests {
     #[test]
     fn only_data_losing_reasons_lose_data() {
         let lost: Vec<_> = [
+            DropReason::SeriesLimit,
             DropReason::SeriesOverflow,
             DropReason::CumulativeStateFull,
             DropReason::UnsupportedMetricType,
@@ -108,7 +115,14 @@ mod tests {
         .filter(|r| r.loses_data())
         .map(DropReason::label)
         .collect();
-        assert_eq!(lost, ["cumulative_state_full", "unsupported_metric_type"]);
+        assert_eq!(
+            lost,
+            [
+                "series_limit",
+                "cumulative_state_full",
+                "unsupported_metric_type"
+            ]
+        );
     }
 
     #[test]

@@ -454,7 +454,7 @@ impl Pass<'_> {
             builder: &mut self.builder,
             ctx,
             time,
-            series_limited: false,
+            series: None,
             outranked: false,
         };
         match route {
@@ -641,10 +641,11 @@ impl Pass<'_> {
 }
 
 /// Counts one data point: accepted, and why some of its points were not kept.
-fn finish(pass: &mut Pass<'_>, (series_limited, outranked): (bool, bool)) {
+fn finish(pass: &mut Pass<'_>, (series, outranked): (Option<DropReason>, bool)) {
     pass.tally.accepted += 1;
-    pass.tally
-        .drop(DropReason::SeriesOverflow, u64::from(series_limited));
+    if let Some(reason) = series {
+        pass.tally.drop(reason, 1);
+    }
     pass.tally
         .drop(DropReason::OutrankedSource, u64::from(outranked));
 }
@@ -698,16 +699,16 @@ struct Emitter<'b, 'n, 'c> {
     builder: &'b mut BatchBuilder<'n>,
     ctx: SeriesCtx<'c>,
     time: u64,
-    series_limited: bool,
+    /// What the series budget did to this data point's points.
+    series: Option<DropReason>,
     outranked: bool,
 }
 
 impl Emitter<'_, '_, '_> {
     fn push(&mut self, kind: SignalKind, key: FieldKey, value: Value) {
         match self.builder.push(&self.ctx, kind, key, self.time, value) {
-            Pushed::Kept => {}
-            Pushed::Overflow => self.series_limited = true,
             Pushed::Outranked => self.outranked = true,
+            other => other.note_series(&mut self.series),
         }
     }
 
@@ -717,8 +718,8 @@ impl Emitter<'_, '_, '_> {
         }
     }
 
-    fn outcome(&self) -> (bool, bool) {
-        (self.series_limited, self.outranked)
+    fn outcome(&self) -> (Option<DropReason>, bool) {
+        (self.series, self.outranked)
     }
 
     /// A histogram's sum (or a counter) as a total.

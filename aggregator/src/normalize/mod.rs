@@ -38,6 +38,7 @@ use crate::signal::{Origin, SignalBatch};
 
 pub use bounded::{MAX_CLUSTER_LEN, MAX_MODEL_LEN, MAX_TENANT_LEN};
 pub use builder::OVERFLOW_MODEL;
+pub use cardinality::OVERFLOW_HEADROOM;
 pub use losses::{ClusterLosses, DropReason, MAX_CLUSTERS_PER_REQUEST};
 pub use tally::{OTHER_METRIC, label_safe_metric};
 
@@ -48,7 +49,7 @@ pub const NO_MODEL: &str = "";
 /// Normalize flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct NormalizeArgs {
-    /// Series (cluster × model × kind) one tenant may have; new ones beyond it fold into one overflow series per cluster and kind.
+    /// Series (cluster × model × kind) one tenant may have; new ones beyond it fold into one overflow series per cluster and kind (at most 384 overflow series beyond it; past those, points are dropped as series_limit).
     #[arg(long, env = "SIGNAL_AGGREGATOR_MAX_SERIES_PER_TENANT",
           default_value_t = NormalizeConfig::default().max_series_per_tenant)]
     pub max_series_per_tenant: usize,
@@ -111,6 +112,8 @@ pub struct Normalized {
     /// Valid items (counted in `accepted`) whose points were not all kept, by
     /// [`DropReason::label`]: `series_overflow` (tenant over its series budget:
     /// kept in its overflow series, model `otel.metric.overflow`),
+    /// `series_limit` (over the budget and past the
+    /// [`OVERFLOW_HEADROOM`] of overflow series: lost),
     /// `duplicate_point` (a cumulative point not newer than the last),
     /// `cumulative_state_full`, `outranked_source` (a RequestLifecycle field
     /// owned by a higher-ranked vantage, e.g. gateway spans while the engine's

@@ -123,9 +123,11 @@ pub(crate) fn normalize(
         };
         for span in spans() {
             match span_points(&identity, span, &mut builder, &mut hashes, now_nanos) {
-                Ok((series_limited, outranked)) => {
+                Ok((series, outranked)) => {
                     tally.accepted += 1;
-                    tally.drop(DropReason::SeriesOverflow, u64::from(series_limited));
+                    if let Some(reason) = series {
+                        tally.drop(reason, 1);
+                    }
                     tally.drop(DropReason::OutrankedSource, u64::from(outranked));
                 }
                 Err(why) => tally.reject(1, why),
@@ -186,14 +188,15 @@ fn collect_hashes(attrs: &SpanAttrs<'_>, out: &mut Vec<u64>) -> Result<(), &'sta
     Ok(())
 }
 
-/// `Ok((series_limited, outranked))`: whether some points were not kept.
+/// `Ok((series budget outcome, outranked))`: whether some points were not
+/// kept as they came (folded into overflow, refused, or outranked).
 fn span_points(
     identity: &ResourceIdentity<'_>,
     span: &Span,
     builder: &mut BatchBuilder<'_>,
     hashes: &mut Vec<u64>,
     now_nanos: u64,
-) -> Result<(bool, bool), &'static str> {
+) -> Result<(Option<DropReason>, bool), &'static str> {
     let attrs = SpanAttrs::read(span);
     let (lifecycle, prefix) = wanted(attrs.signal)?;
     let weight = 1.0 / sample_rate(attrs.sample_rate)?;
@@ -221,12 +224,11 @@ fn span_points(
     } else {
         Vantage::EngineSpans
     };
-    let (mut series_limited, mut outranked) = (false, false);
+    let (mut series, mut outranked) = (None, false);
     let mut push =
         |kind, field, value| match builder.push(&ctx, kind, FieldKey::plain(field), time, value) {
-            Pushed::Kept => {}
-            Pushed::Overflow => series_limited = true,
             Pushed::Outranked => outranked = true,
+            other => other.note_series(&mut series),
         };
     if lifecycle && is_request {
         let rl = SignalKind::RequestLifecycle;
@@ -288,7 +290,7 @@ fn span_points(
             );
         }
     }
-    Ok((series_limited, outranked))
+    Ok((series, outranked))
 }
 
 #[cfg(test)]

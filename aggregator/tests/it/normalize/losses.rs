@@ -9,7 +9,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use otlp_test_kit::losses::*;
 use otlp_test_kit::*;
 use signal_aggregator::normalize::{
-    MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer, OVERFLOW_MODEL,
+    MAX_CLUSTERS_PER_REQUEST, NormalizeConfig, Normalized, Normalizer, OVERFLOW_HEADROOM,
+    OVERFLOW_MODEL,
 };
 use signal_aggregator::signal::Origin;
 
@@ -89,6 +90,91 @@ fn series_over_the_budget_fold_into_overflow_and_lose_nothing() {
         .map(|s| (s.key.cluster.as_str(), s.key.model.as_str()))
         .collect();
     assert_eq!(overflow, vec![("c3", OVERFLOW_MODEL)]);
+}
+
+#[test]
+fn overflow_series_past_the_headroom_are_dropped_as_series_limit() {
+    let normalizer = with_budget(1);
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &queue_depth_per_model(resource("team-a", "c0"), 0..1, T0),
+    );
+    assert_eq!(out.dropped, vec![]);
+    // The budget is full: each new cluster's two models fold into that
+    // cluster's overflow series (one per cluster and kind), and every
+    // overflow series takes one place of the headroom. 384 clusters, 32 per
+    // request, fill it exactly; nothing is lost.
+    assert_eq!(OVERFLOW_HEADROOM % MAX_CLUSTERS_PER_REQUEST, 0);
+    for first in (1..=OVERFLOW_HEADROOM).step_by(MAX_CLUSTERS_PER_REQUEST) {
+        let out = normalizer.metrics(
+            &Origin::default(),
+            &resources(
+                (first..first + MAX_CLUSTERS_PER_REQUEST)
+                    .map(|c| queue_depth_per_model(resource("team-a", &format!("c{c}")), 0..2, T0))
+                    .collect(),
+            ),
+        );
+        assert_eq!((out.accepted, out.rejected), (64, 0));
+        assert_eq!(out.dropped, vec![("series_overflow", 64)]);
+        assert_eq!(lost(&out), vec![]);
+        assert_eq!(out.batch.series.len(), MAX_CLUSTERS_PER_REQUEST);
+        assert!(
+            out.batch
+                .series
+                .iter()
+                .all(|s| s.key.model == OVERFLOW_MODEL)
+        );
+    }
+
+    // Past the headroom: a known cluster's new model still folds into its
+    // overflow series; a new cluster has no overflow series left, so its
+    // points are dropped and lost, counted against it.
+    let late = format!("c{}", OVERFLOW_HEADROOM + 1);
+    let out = normalizer.metrics(
+        &Origin::default(),
+        &resources(vec![
+            queue_depth_per_model(resource("team-a", "c1"), 5..6, T1),
+            queue_depth_per_model(resource("team-a", &late), 0..3, T1),
+        ]),
+    );
+    assert_eq!((out.accepted, out.rejected), (4, 0));
+    assert_eq!(
+        out.dropped,
+        vec![("series_overflow", 1), ("series_limit", 3)]
+    );
+    assert_eq!(lost(&out), vec![(late.clone(), 3)]);
+    let kept: Vec<_> = out
+        .batch
+        .series
+        .iter()
+        .map(|s| (s.key.cluster.as_str(), s.key.model.as_str(), s.points.len()))
+        .collect();
+    assert_eq!(kept, vec![("c1", OVERFLOW_MODEL, 1)]);
+
+    // Spans of the new cluster too, one per span; another tenant is untouched.
+    let spans = (0..2)
+        .map(|m| {
+            span(
+                "chat",
+                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
+                T0,
+                T1,
+            )
+        })
+        .collect::<Vec<_>>();
+    let out = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("team-a", &late), spans.clone()),
+    );
+    assert_eq!(out.dropped, vec![("series_limit", 2)]);
+    assert_eq!(lost(&out), vec![(late.clone(), 2)]);
+    assert!(out.batch.series.is_empty());
+    let out = normalizer.traces(
+        &Origin::default(),
+        &traces_request(resource("team-b", &late), spans[..1].to_vec()),
+    );
+    assert_eq!(out.dropped, vec![]);
+    assert_eq!(out.batch.series.len(), 1);
 }
 
 #[test]
