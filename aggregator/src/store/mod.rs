@@ -101,7 +101,7 @@ pub struct MaintenanceReport {
     pub rolled_up: u64,
     /// Windows deleted because they ended before the retention.
     pub expired: u64,
-    /// Windows that could not be rolled up (kept as they were).
+    /// Windows that could not be rolled up, packed or unpacked (kept as they were).
     pub errors: u64,
 }
 
