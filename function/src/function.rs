@@ -51,7 +51,10 @@ impl FunctionRunnerService for SignalsFunction {
         &self,
         request: Request<RunFunctionRequest>,
     ) -> Result<Response<RunFunctionResponse>, Status> {
-        Ok(Response::new(run_function(request.get_ref(), &self.config)))
+        let mut span = crate::span::start(&request);
+        let rsp = run_function(request.get_ref(), &self.config);
+        crate::span::finish(&mut span, &rsp);
+        Ok(Response::new(rsp))
     }
 }
 

@@ -7,5 +7,6 @@ pub mod input;
 pub mod input_crd;
 pub mod render;
 pub mod render_cmd;
+pub mod span;
 
 pub use function::{Config, SignalsFunction, run_function};

@@ -76,8 +76,34 @@ fn serve(args: &Args, config: Config) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // RunFunction spans over OTLP, only when OTEL_EXPORTER_OTLP_*ENDPOINT is set.
+    let self_tracing = {
+        let _entered = runtime.enter();
+        match selftrace::from_env("function-signals", env!("CARGO_PKG_VERSION")) {
+            Ok(self_tracing) => self_tracing,
+            Err(e) => {
+                eprintln!(
+                    "function-signals: cannot export spans as OTEL_EXPORTER_OTLP_* asks: {e}"
+                );
+                return ExitCode::from(2);
+            }
+        }
+    };
+    if let Some(self_tracing) = &self_tracing {
+        opentelemetry::global::set_tracer_provider(self_tracing.provider().clone());
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        tracing::info!("exporting RunFunction spans over OTLP");
+    }
     let function = SignalsFunction { config };
-    match runtime.block_on(Server::new(function, args).serve()) {
+    let served = runtime.block_on(Server::new(function, args).serve());
+    if let Some(self_tracing) = self_tracing
+        && let Err(e) = self_tracing.shutdown()
+    {
+        tracing::warn!(error = %e, "the last spans could not be exported");
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "function-signals stopped");

@@ -181,6 +181,33 @@ pub fn router(state: ApiState) -> Router {
             access,
             access::enforce,
         ))
+        .layer(axum::middleware::from_fn(query_span))
+}
+
+/// A `query` span around each API request but the probes (exported when
+/// `OTEL_EXPORTER_OTLP_*` asks for it): method, route template (never the
+/// concrete path or query string) and status code.
+async fn query_span(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let Some(route) = route.filter(|r| !matches!(r.as_str(), "/healthz" | "/readyz")) else {
+        return next.run(request).await;
+    };
+    let span = tracing::info_span!(
+        "query",
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        http.route = route,
+        http.response.status_code = tracing::field::Empty,
+    );
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.record(
+        "http.response.status_code",
+        i64::from(response.status().as_u16()),
+    );
+    response
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument as _;
 
 use super::request::OtlpRequest;
 use super::{IngestConfig, Refusal, ThrottleCause};
@@ -80,15 +81,48 @@ impl Receiver {
     /// refusal. The sink accounts in `SelfMetrics` for every item it was
     /// handed (accepted, rejected, dropped, refused); counting here too would
     /// count them twice.
+    ///
+    /// Runs inside an `ingest` span (exported when `OTEL_EXPORTER_OTLP_*`
+    /// asks for it): the signal, the item count, the request's protobuf size,
+    /// the authenticated cluster and the outcome; never the request's content.
     pub async fn export<R: OtlpRequest>(
         &self,
         origin: &Origin,
         request: R,
     ) -> Result<ExportOutcome, Refusal> {
-        request
+        let span = tracing::info_span!(
+            "ingest",
+            otel.kind = "server",
+            signal = R::SIGNAL,
+            items = tracing::field::Empty,
+            bytes = tracing::field::Empty,
+            cluster = tracing::field::Empty,
+            rejected = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+        );
+        if !span.is_disabled() {
+            span.record("items", request.item_count() as i64);
+            span.record("bytes", request.encoded_len() as i64);
+            if let Some(cluster) = &origin.authenticated_cluster {
+                span.record("cluster", cluster.as_str());
+            }
+        }
+        let result = request
             .send(self.sink.as_ref(), origin)
+            .instrument(span.clone())
             .await
-            .map_err(throttled)
+            .map_err(throttled);
+        match &result {
+            Ok(outcome) => {
+                span.record("rejected", outcome.rejected);
+                let partial = outcome.rejected != 0 || !outcome.message.is_empty();
+                span.record("outcome", if partial { "partial" } else { "accepted" });
+            }
+            Err(refusal) => {
+                span.record("outcome", refusal.reason());
+            }
+        }
+        result
     }
 
     /// Counts a refusal ingest decided itself, before the sink saw the

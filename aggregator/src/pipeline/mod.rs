@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tracing::Instrument as _;
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
@@ -109,6 +110,14 @@ impl Pipeline {
         normalized: Normalized,
     ) -> Result<ExportOutcome, ExportError> {
         let sketches = sketch::sketch_batch(&normalized.batch);
+        let span = tracing::Span::current();
+        span.record("accepted", normalized.accepted as i64);
+        span.record("rejected", normalized.rejected as i64);
+        span.record(
+            "dropped",
+            normalized.dropped.iter().map(|(_, n)| *n).sum::<u64>() as i64,
+        );
+        span.record("sketches", sketches.len() as i64);
         let mut outcome = ExportOutcome {
             rejected: normalized.rejected as i64,
             message: normalized.rejected_message.clone(),
@@ -155,6 +164,19 @@ impl Pipeline {
     }
 }
 
+/// The span of one request's normalize → sketch → store merge (a child of
+/// ingest's): counts only.
+fn flush_span(signal: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "flush",
+        signal,
+        accepted = tracing::field::Empty,
+        rejected = tracing::field::Empty,
+        dropped = tracing::field::Empty,
+        sketches = tracing::field::Empty,
+    )
+}
+
 #[async_trait]
 impl ExportSink for Pipeline {
     async fn export_metrics(
@@ -163,9 +185,12 @@ impl ExportSink for Pipeline {
         request: ExportMetricsServiceRequest,
     ) -> Result<ExportOutcome, ExportError> {
         let started = Instant::now();
-        let normalized = self.normalizer.metrics(origin, &request);
+        let span = flush_span("metrics");
+        let normalized = span.in_scope(|| self.normalizer.metrics(origin, &request));
         drop(request);
-        self.store_normalized("metrics", started, normalized).await
+        self.store_normalized("metrics", started, normalized)
+            .instrument(span)
+            .await
     }
 
     async fn export_traces(
@@ -174,8 +199,11 @@ impl ExportSink for Pipeline {
         request: ExportTraceServiceRequest,
     ) -> Result<ExportOutcome, ExportError> {
         let started = Instant::now();
-        let normalized = self.normalizer.traces(origin, &request);
+        let span = flush_span("traces");
+        let normalized = span.in_scope(|| self.normalizer.traces(origin, &request));
         drop(request);
-        self.store_normalized("traces", started, normalized).await
+        self.store_normalized("traces", started, normalized)
+            .instrument(span)
+            .await
     }
 }

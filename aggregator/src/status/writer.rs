@@ -12,6 +12,7 @@ use std::time::Duration;
 use apis::{ServiceMetrics, SignalsStatus};
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
+use tracing::Instrument as _;
 
 use super::FIELD_MANAGER;
 use super::change::Threshold;
@@ -114,7 +115,20 @@ impl StatusWriter {
             if !self.directory.is_synced() {
                 continue;
             }
-            let report = self.reconcile_once(clock()).await;
+            let span = tracing::info_span!(
+                "status.pass",
+                clusters = self.directory.clusters().len() as i64,
+                services = self.directory.services().len() as i64,
+                written = tracing::field::Empty,
+                unchanged = tracing::field::Empty,
+                rate_limited = tracing::field::Empty,
+                failed = tracing::field::Empty,
+            );
+            let report = self.reconcile_once(clock()).instrument(span.clone()).await;
+            span.record("written", i64::from(report.written));
+            span.record("unchanged", i64::from(report.unchanged));
+            span.record("rate_limited", i64::from(report.rate_limited));
+            span.record("failed", i64::from(report.failed));
             tracing::debug!(?report, "status pass");
         }
     }

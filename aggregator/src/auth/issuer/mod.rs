@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use apis::RetentionDuration;
 use clap::{ArgAction, Args};
+use tracing::Instrument as _;
 
 pub use issued::IssuedTokens;
 pub use reconcile::{IssueReport, TOKEN_FIELD_MANAGER, TokenIssuer};
@@ -178,7 +179,23 @@ async fn issue(mut issuer: TokenIssuer, clock: Clock) {
         let mut wait = RECHECK;
         if issuer.directory().is_synced() && issuer.issued().is_synced() {
             let now = clock();
-            let report = issuer.reconcile_once(now).await;
+            let span = tracing::info_span!(
+                "token.issue",
+                clusters = issuer.directory().clusters().len() as i64,
+                created = tracing::field::Empty,
+                adopted = tracing::field::Empty,
+                rotated = tracing::field::Empty,
+                expired = tracing::field::Empty,
+                conflicts = tracing::field::Empty,
+                failed = tracing::field::Empty,
+            );
+            let report = issuer.reconcile_once(now).instrument(span.clone()).await;
+            span.record("created", i64::from(report.created));
+            span.record("adopted", i64::from(report.adopted));
+            span.record("rotated", i64::from(report.rotated));
+            span.record("expired", i64::from(report.expired));
+            span.record("conflicts", i64::from(report.conflicts));
+            span.record("failed", i64::from(report.failed));
             if report != IssueReport::default() {
                 tracing::debug!(?report, "token issuer pass");
             }
