@@ -40,12 +40,22 @@ if [ "$(cargo nextest --version 2>/dev/null | head -n1 | awk '{print $2}')" != "
 fi
 cargo nextest --version | head -n1
 
-step "system packages (redis-server, redis-tools, prometheus for promtool, python3-venv)"
+step "cargo-fuzz (the fuzz smoke suite)"
+# From crates.io like cargo-nextest. libFuzzer is built from source, so it
+# also needs a C++ compiler (installed with the system packages below).
+fuzz_version=0.13.2
+if [ "$(cargo fuzz --version 2>/dev/null | awk '{print $2}')" != "$fuzz_version" ]; then
+    cargo install --locked --quiet cargo-fuzz --version "$fuzz_version"
+fi
+cargo fuzz --version
+
+step "system packages (redis-server, redis-tools, prometheus for promtool, python3-venv, g++ for libFuzzer)"
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null \
-    || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null; then
+    || ! command -v promtool >/dev/null || ! python3 -c 'import ensurepip' 2>/dev/null \
+    || ! command -v c++ >/dev/null; then
     as_root apt-get update
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        redis-server redis-tools prometheus python3-venv
+        redis-server redis-tools prometheus python3-venv g++
     # The prometheus package starts a server we do not want; tests only use promtool.
     as_root systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi
@@ -84,6 +94,9 @@ run_suite() {
 run_suite "cargo nextest run --workspace" cargo nextest run --workspace --no-fail-fast
 run_suite "cargo fmt --check" cargo fmt --all -- --check
 run_suite "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+# Every fuzz target for 20 s on its corpus (fuzz/README.md; the long runs are
+# in RELIABILITY.md). Its own workspace and target dir, stable Rust.
+run_suite "fuzz smoke (fuzz/smoke.sh, 20 s per target)" fuzz/smoke.sh 20
 # The binaries were just built; the harness need not rebuild them.
 run_suite "pytest test/" env MODELPLANE_TEST_NO_BUILD=1 "$venv/bin/python" -m pytest test/ -q
 
