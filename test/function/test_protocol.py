@@ -189,10 +189,9 @@ def test_each_kind_of_bad_input_is_fatal_with_its_field(server, full_cluster, tr
 
 def test_model_service_policy_lands_in_status_without_secret_values(server, traces_service):
     traces = traces_service["spec"]["observability"]["traces"]
-    traces["endpoint"] = "https://pk-lf-1:sk-lf-SECRET@cloud.langfuse.com/api/public/otel?key=SECRET"
+    traces["endpoint"] = "https://cloud.langfuse.com/api/public/otel"
     traces["headers"]["x-api-key"] = {"value": "SECRET-literal-header"}
-    req = request(traces_service, tag="ms")
-    rsp = server.run(req)
+    rsp = server.run(request(traces_service, tag="ms"))
     assert not fatal_results(rsp)
     policy = rsp.desired.composite.resource["status"]["observability"]["policy"]
     assert policy["metricsScope"] == "Fleet"
@@ -200,8 +199,19 @@ def test_model_service_policy_lands_in_status_without_secret_values(server, trac
     assert policy["tracesEndpoint"] == "https://cloud.langfuse.com/api/public/otel"
     assert list(policy["tracesHeaderNames"]) == ["Authorization", "x-api-key", "x-langfuse-ingestion-version"]
     assert policy["tracesSamplingRatio"] == 0.1
-    assert b"SECRET" not in rsp.SerializeToString()
     assert condition(rsp, "ObservabilityPolicy").status == fnv1.STATUS_CONDITION_TRUE
+
+
+def test_a_traces_endpoint_carrying_credentials_is_refused_without_echoing_them(server, traces_service):
+    traces = traces_service["spec"]["observability"]["traces"]
+    traces["endpoint"] = "https://pk-lf-1:sk-lf-SECRET@cloud.langfuse.com/api/public/otel?key=SECRET"
+    rsp = server.run(request(traces_service, tag="ms"))
+    fatal = fatal_results(rsp)
+    assert len(fatal) == 1
+    assert "without user-info, query or fragment" in fatal[0].message
+    assert "credentials go in headers from a Secret" in fatal[0].message
+    assert not rsp.desired.resources
+    assert b"SECRET" not in rsp.SerializeToString()
 
 
 def test_responses_are_deterministic(server, full_cluster):
