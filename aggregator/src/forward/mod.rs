@@ -67,6 +67,19 @@ pub struct ForwardArgs {
     )]
     pub trace_forward_max_backoff_secs: u64,
 
+    /// Compression of the spans sent to trace forwarders: `none` (the
+    /// default: the forwarder runs in the same cluster, and compressing a
+    /// span with its prompt costs the aggregator many times what ingesting
+    /// it does, see BENCHMARKS.md), `zstd` or `gzip`. The forwarder
+    /// compresses towards the tenant's backend itself.
+    #[arg(
+        long,
+        env = "SIGNAL_AGGREGATOR_TRACE_FORWARD_COMPRESSION",
+        value_enum,
+        default_value_t = ForwardCompression::None
+    )]
+    pub trace_forward_compression: ForwardCompression,
+
     /// Dial `ADDRESS` (a forwarder's `status.observability.traces.address`)
     /// at `TARGET` instead, as `ADDRESS=TARGET` (repeatable): for an
     /// aggregator outside the cluster's DNS, and for tests.
@@ -115,6 +128,26 @@ impl ForwardArgs {
             timeout: Duration::from_secs(self.trace_forward_timeout_secs.max(1)),
             max_backoff: Duration::from_secs(self.trace_forward_max_backoff_secs.max(1)),
             resolve: self.trace_forward_resolve.iter().cloned().collect(),
+            compression: self.trace_forward_compression,
+        }
+    }
+}
+
+/// How spans are compressed on their way to a forwarder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ForwardCompression {
+    #[default]
+    None,
+    Zstd,
+    Gzip,
+}
+
+impl ForwardCompression {
+    pub fn encoding(self) -> Option<tonic::codec::CompressionEncoding> {
+        match self {
+            ForwardCompression::None => None,
+            ForwardCompression::Zstd => Some(tonic::codec::CompressionEncoding::Zstd),
+            ForwardCompression::Gzip => Some(tonic::codec::CompressionEncoding::Gzip),
         }
     }
 }
@@ -126,6 +159,7 @@ pub struct ForwardConfig {
     pub max_backoff: Duration,
     /// Forwarder address → where to dial it.
     pub resolve: BTreeMap<String, String>,
+    pub compression: ForwardCompression,
 }
 
 impl Default for ForwardConfig {
@@ -135,6 +169,7 @@ impl Default for ForwardConfig {
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(30),
             resolve: BTreeMap::new(),
+            compression: ForwardCompression::None,
         }
     }
 }

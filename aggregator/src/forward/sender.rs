@@ -92,8 +92,11 @@ pub async fn run(target: Arc<Target>, enricher: Arc<dyn Enricher>, stop: Cancell
         }
     };
     let mut client = TraceServiceClient::new(channel)
-        .send_compressed(CompressionEncoding::Gzip)
-        .accept_compressed(CompressionEncoding::Gzip);
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd);
+    if let Some(encoding) = target.config.compression.encoding() {
+        client = client.send_compressed(encoding);
+    }
     let mut backoff = INITIAL_BACKOFF;
     loop {
         let Some(taken) = target.queue.take(MAX_BATCH_SPANS) else {
