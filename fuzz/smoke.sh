@@ -10,6 +10,10 @@ target_dir="${FUZZ_TARGET_DIR:-$PWD/target/fuzz}"
 # this code has no unsafe). -O with -a: optimized, with debug assertions and
 # overflow checks, so an overflow is a finding too.
 flags=(--sanitizer none --release --debug-assertions --target-dir "$target_dir")
+# The fuzz workspace takes the main workspace's lock file (it is not checked
+# in: it would go stale, and be rewritten in the tree, whenever the aggregator
+# gains a dependency); cargo adds libfuzzer-sys and keeps every other version.
+cp Cargo.lock fuzz/Cargo.lock
 cargo fuzz build "${flags[@]}"
 scratch="$(mktemp -d)"
 trap 'rm -rf "$scratch"' EXIT
