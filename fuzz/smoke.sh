@@ -5,7 +5,10 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 seconds="${1:-20}"
-target_dir="${FUZZ_TARGET_DIR:-$PWD/target/fuzz}"
+# The instrumented build takes many minutes from nothing, so it lives in a
+# cache outside the tree (like the Go peers) and later runs only rebuild what
+# changed. FUZZ_TARGET_DIR overrides.
+target_dir="${FUZZ_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/modelplane-signals/fuzz-target}"
 # Stable Rust: no sanitizer (AddressSanitizer needs nightly's -Zsanitizer, and
 # this code has no unsafe). -O with -a: optimized, with debug assertions and
 # overflow checks, so an overflow is a finding too.
