@@ -335,7 +335,9 @@ impl MemoryStore {
             .sum()
     }
 
-    /// Folds old minutes into hours and deletes expired windows, as of `now`.
+    /// Folds old minutes into hours, deletes expired windows, and seals and
+    /// packs closed ones (per [`Compaction`]), as of `now`. Holds each shard's
+    /// write lock while it works through that shard's series.
     pub fn maintain(&self, now_unix_secs: u64) -> MaintenanceReport {
         let rollup_before = now_unix_secs.saturating_sub(self.config.rollup_after_secs);
         let expire_before = now_unix_secs.saturating_sub(self.config.retention_secs);
