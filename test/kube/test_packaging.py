@@ -174,3 +174,17 @@ def test_gitops_paths_point_at_what_the_repository_holds(control_plane):
     assert len(synced) == 6
     for path in synced:
         assert kustomize_build(REPO_ROOT / path), path
+
+
+def test_the_prometheus_rule_is_accepted_by_the_api_server(control_plane, ecosystem_crds):
+    """package/monitoring's PrometheusRule against the Prometheus Operator's
+    own CRD (promtool checks the expressions in test/monitoring)."""
+    path = REPO_ROOT / "package" / "monitoring" / "alerts" / "prometheusrule.yaml"
+    (rule,) = load_documents(path)
+    rule["metadata"]["namespace"] = "modelplane-system"
+    control_plane.ensure_namespace("modelplane-system")
+    (stored,) = dry_run_all(control_plane, [rule])
+    alerts = [r["alert"] for group in stored["spec"]["groups"] for r in group["rules"] if "alert" in r]
+    source = yaml.safe_load((path.parent / "rules.yaml").read_text())
+    assert alerts == [r["alert"] for group in source["groups"] for r in group["rules"] if "alert" in r]
+    assert len(alerts) >= 9
