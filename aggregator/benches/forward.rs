@@ -35,8 +35,11 @@
 //! **Part 2, memory with the backend down** (`FORWARD_BENCH_MEMORY_SECS`,
 //! default 60; 0 skips it): the release `signal-aggregator` binary, pinned
 //! to core 0, with the same 20 ModelServices (`--model-services-file`) whose
-//! forwarders resolve to a dead port, receives both copies of every batch
-//! over OTLP/gRPC from this process as fast as it acknowledges them. Its
+//! forwarders resolve to a dead port, and an InferenceCluster per synthetic
+//! cluster listing every tenant in `traceForwarding.namespaces`, receives
+//! both copies of every batch over OTLP/gRPC from this process, each
+//! cluster's part with that cluster's ingest token, as fast as it
+//! acknowledges them. Its
 //! RSS, the spans acknowledged and the spans dropped from the forwarders'
 //! queues (`/metrics`) are printed every 5 s.
 //!
@@ -51,11 +54,13 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use otlp_test_kit::synthetic::{FleetShape, SpanGenerator, SplitMix64, model_name, tenant_name};
+use otlp_test_kit::synthetic::{
+    FleetShape, SpanGenerator, SplitMix64, cluster_name, model_name, tenant_name,
+};
 use otlp_test_kit::{free_port, string_kv, unix_nanos};
 use prost::Message;
 use signal_aggregator::clock::system_clock;
-use signal_aggregator::directory::{Directory, ServiceEntry};
+use signal_aggregator::directory::{ClusterEntry, Directory, ServiceEntry};
 use signal_aggregator::forward::enrich::PrefixWarmth;
 use signal_aggregator::forward::{
     Enricher, ForwardCompression, ForwardConfig, Forwarding, ForwardingSink,
@@ -225,6 +230,31 @@ fn resolve_all(services: &[ServiceEntry], target: &str) -> BTreeMap<String, Stri
         .collect()
 }
 
+/// The resources of `request` whose `modelplane.cluster` is `cluster`.
+fn of_cluster(request: &ExportTraceServiceRequest, cluster: &str) -> ExportTraceServiceRequest {
+    let is_of = |rs: &&opentelemetry_proto::tonic::trace::v1::ResourceSpans| {
+        rs.resource.as_ref().is_some_and(|r| {
+            r.attributes.iter().any(|kv| {
+                kv.key == "modelplane.cluster"
+                    && kv.value.as_ref().and_then(|v| v.value.as_ref())
+                        == Some(
+                            &opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(
+                                cluster.to_string(),
+                            ),
+                        )
+            })
+        })
+    };
+    ExportTraceServiceRequest {
+        resource_spans: request
+            .resource_spans
+            .iter()
+            .filter(is_of)
+            .cloned()
+            .collect(),
+    }
+}
+
 fn decode(bytes: &[u8]) -> ExportTraceServiceRequest {
     ExportTraceServiceRequest::decode(bytes).expect("bytes this bench encoded")
 }
@@ -264,7 +294,13 @@ fn run_mode(
     stripped: &[Vec<u8>],
     forward: Option<Forward<'_>>,
 ) -> Round {
+    // The sketch path as before (each resource's claimed cluster); the raw
+    // copies authenticated as one cluster whose InferenceCluster lists every
+    // tenant for trace forwarding (the router forwards nothing otherwise).
     let origin = Origin::default();
+    let forward_origin = Origin {
+        authenticated_cluster: Some(cluster_name(0)),
+    };
     let metrics = Arc::new(SelfMetrics::default());
     let store: Arc<dyn SketchStore> = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
     let pipeline: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
@@ -299,6 +335,9 @@ fn run_mode(
     let forwarding = Forwarding::new(config, metrics.clone());
     let directory = Directory::new();
     directory.replace_services(services.to_vec());
+    let mut cluster = ClusterEntry::new(cluster_name(0));
+    cluster.trace_forwarding_namespaces = services.iter().map(|s| s.tenant.clone()).collect();
+    directory.replace_clusters(vec![cluster]);
     let enricher: Arc<dyn Enricher> = Arc::new(PrefixWarmth::new(store, system_clock()));
     let sink = ForwardingSink::new(pipeline, forwarding.clone());
     let (elapsed, cpu) = runtime.block_on(async {
@@ -307,7 +346,9 @@ fn run_mode(
         let cpu = cpu_seconds();
         for (stripped, raw) in stripped.iter().zip(raw) {
             sink.export_traces(&origin, decode(stripped)).await.unwrap();
-            sink.export_traces(&origin, decode(raw)).await.unwrap();
+            sink.export_traces(&forward_origin, decode(raw))
+                .await
+                .unwrap();
             tokio::task::yield_now().await;
         }
         if drain {
@@ -487,7 +528,23 @@ fn memory(workdir: &Path, secs: u64) {
             s.trace_forwarder.as_deref().unwrap()
         ));
     }
+    // One InferenceCluster per synthetic cluster, each listing every tenant
+    // for trace forwarding, and its ingest token: the router forwards only
+    // for the tenants the authenticated cluster lists.
+    let tenants: Vec<String> = (0..shape.tenants).map(tenant_name).collect();
+    let clusters: Vec<String> = (0..shape.clusters).map(cluster_name).collect();
+    let token_of = |cluster: &str| format!("bench-ingest-token-{cluster}");
+    let mut tokens = String::new();
+    for cluster in &clusters {
+        yaml.push_str(&format!(
+            "---\napiVersion: modelplane.ai/v1alpha1\nkind: InferenceCluster\nmetadata:\n  name: {cluster}\nspec:\n  signals:\n    traceForwarding:\n      namespaces: [{}]\n",
+            tenants.join(", ")
+        ));
+        tokens.push_str(&format!("{cluster}: {}\n", token_of(cluster)));
+    }
     std::fs::write(&file, yaml).unwrap();
+    let tokens_file = workdir.join("ingest-tokens.yaml");
+    std::fs::write(&tokens_file, tokens).unwrap();
     let (grpc, http, api) = (free_port(), free_port(), free_port());
     let mut command = Command::new("taskset");
     command
@@ -496,7 +553,9 @@ fn memory(workdir: &Path, secs: u64) {
         .args(["--otlp-http-addr", &format!("127.0.0.1:{http}")])
         .args(["--api-addr", &format!("127.0.0.1:{api}")])
         .arg("--model-services-file")
-        .arg(&file);
+        .arg(&file)
+        .arg("--ingest-tokens-file")
+        .arg(&tokens_file);
     for address in services.iter().filter_map(|s| s.trace_forwarder.as_ref()) {
         command.args([
             "--trace-forward-resolve",
@@ -516,11 +575,33 @@ fn memory(workdir: &Path, secs: u64) {
 
     let mut generator = SpanGenerator::new(43, shape);
     let mut rng = SplitMix64::new(8);
-    let pairs: Vec<(ExportTraceServiceRequest, ExportTraceServiceRequest)> = (0..20)
+    // Each batch's two copies, split by cluster (one agent per cluster, each
+    // with its own token): (token, stripped, raw, stripped spans).
+    let pairs: Vec<
+        Vec<(
+            String,
+            ExportTraceServiceRequest,
+            ExportTraceServiceRequest,
+            u64,
+        )>,
+    > = (0..20)
         .map(|_| {
             let batch = generator.batch(BATCH, unix_nanos());
             let raw = raw_copy(&batch, &mut rng);
-            (batch, raw)
+            clusters
+                .iter()
+                .map(|cluster| {
+                    let (stripped, raw) = (of_cluster(&batch, cluster), of_cluster(&raw, cluster));
+                    let spans = stripped
+                        .resource_spans
+                        .iter()
+                        .flat_map(|rs| rs.scope_spans.iter())
+                        .map(|ss| ss.spans.len() as u64)
+                        .sum();
+                    (token_of(cluster), stripped, raw, spans)
+                })
+                .filter(|(_, _, _, spans)| *spans > 0)
+                .collect()
         })
         .collect();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -549,12 +630,17 @@ fn memory(workdir: &Path, secs: u64) {
         );
         let started = Instant::now();
         let mut next_sample = SAMPLE_EVERY;
-        let (mut sent, mut refused) = (0u64, 0u64);
+        let (mut spans, mut refused) = (0u64, 0u64);
         let mut previous = (Duration::ZERO, 0u64);
-        for (stripped, raw) in pairs.iter().cycle() {
-            for request in [stripped, raw] {
-                match client.export(request.clone()).await {
-                    Ok(_) => sent += 1,
+        for (token, stripped, raw, n) in pairs.iter().flatten().cycle() {
+            for (request, n) in [(stripped, *n), (raw, 0)] {
+                let mut request = tonic::Request::new(request.clone());
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {token}").parse().unwrap(),
+                );
+                match client.export(request).await {
+                    Ok(_) => spans += n,
                     Err(_) => refused += 1,
                 }
             }
@@ -567,7 +653,6 @@ fn memory(workdir: &Path, secs: u64) {
                     &["signal=\"traces\"", "reason=\"forward_queue_full\""],
                 );
                 let (rss, hwm) = rss_kib(pid);
-                let spans = sent / 2 * BATCH as u64;
                 println!(
                     "  t={:>3.0}s: RSS {:>5} MiB (peak {:>5} MiB); sketch-path spans acknowledged {spans:>9} ({:.0}/s in the last interval); raw spans dropped from full queues {dropped:.0}; requests refused {refused}",
                     elapsed.as_secs_f64(),

@@ -235,8 +235,8 @@ impl Prepared {
             && let Some(path) = &self.services_file
         {
             match forward::load_services_file(path, &self.directory) {
-                Ok(n) => {
-                    tracing::info!(services = n, file = %path.display(), "ModelServices read from a file (no Kubernetes)")
+                Ok((services, clusters)) => {
+                    tracing::info!(services, clusters, file = %path.display(), "ModelServices and InferenceClusters read from a file (no Kubernetes)")
                 }
                 Err(error) => tracing::error!(%error, "cannot read --model-services-file"),
             }

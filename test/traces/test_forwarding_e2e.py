@@ -4,8 +4,10 @@ processes only (issue 12):
     OpenTelemetry Python SDK spans (gateways in team-a and team-b)
       -> otelcol-k8s running the agent config function-signals renders
          (spec.signals.traceForwarding: team-a, team-b)
-      -> signal-aggregator (ModelServices from --model-services-file; their
-         status.observability.traces.address as function-signals renders it)
+      -> signal-aggregator (ModelServices and the InferenceCluster from
+         --model-services-file, their status.observability.traces.address as
+         function-signals renders it; the agent authenticated by its ingest
+         token)
       -> otelcol-k8s running each ModelService's rendered trace-forwarder config
       -> otelcol-k8s with an OTLP receiver and a `file` exporter per tenant:
          the tenant's backend.
@@ -13,7 +15,9 @@ processes only (issue 12):
 What is asserted: the backend of team-a/chat receives that service's spans
 with their prompts and the enrichment attributes, sampled at the spec's
 ratio (within 5 standard deviations of a binomial), and nothing of team-b or
-of team-a/untraced (traces off); team-b's backend only team-b's; the sketch
+of team-a/untraced (traces off); team-b's backend only team-b's; a second
+cluster whose InferenceCluster lists only team-a cannot push spans into
+team-b's backend by claiming team-b (counted as refused); the sketch
 path still counts every request; no prompt byte in any API answer, in
 /metrics or in the aggregator's log; and a dead forwarder never blocks
 ingest while the aggregator counts what it dropped.
@@ -45,9 +49,12 @@ from harness.aggregator import Aggregator
 from harness.procs import Process, free_port
 
 from collector.forwarder import model_service, render_forwarder
-from collector.rendered import component_type, render_agent, render_documents
+from collector.rendered import PLACEHOLDER_TOKEN, component_type, render_agent, render_documents
 
 CLUSTER = "eu-1"
+# A second workload cluster whose InferenceCluster forwards team-a's traces only.
+OTHER_CLUSTER = "eu-2"
+OTHER_TOKEN = f"e2e-ingest-token-{secrets.token_hex(8)}"
 RATIO_A = 0.5
 SENT_A = 400
 SENT_A_LATE = 30
@@ -230,15 +237,19 @@ def _rig(root: Path, processes: list[Process]):
         address = xr["status"]["observability"]["traces"]["address"]
         assert address == f"traces-{name}.{tenant}.svc:4317", address
         resolve += ["--trace-forward-resolve", f"{address}=127.0.0.1:{ports['grpc']}"]
+    # The aggregator authenticates each cluster by its ingest token (the agent
+    # sends the placeholder token its pod is given here) and forwards a
+    # cluster's raw spans only for the namespaces its InferenceCluster lists
+    # in spec.signals.traceForwarding; without Kubernetes the InferenceClusters
+    # come from the same file as the ModelServices.
     services_file = root / "model-services.yaml"
-    services_file.write_text(yaml.safe_dump_all(xr_docs))
-
+    tokens_file = root / "ingest-tokens.yaml"
+    tokens_file.write_text(yaml.safe_dump({CLUSTER: PLACEHOLDER_TOKEN, OTHER_CLUSTER: OTHER_TOKEN}))
     aggregator = Aggregator("--model-services-file", str(services_file),
+                            "--ingest-tokens-file", str(tokens_file),
                             "--trace-forward-queue-spans", str(QUEUE_SPANS),
                             "--trace-forward-max-backoff-secs", "1", *resolve,
                             env={"RUST_LOG": "info,signal_aggregator=trace"})
-    aggregator.__enter__()
-    processes.append(aggregator.process)
 
     # The agent, rendered for an InferenceCluster with the trace path on.
     cluster_xr = {
@@ -249,6 +260,13 @@ def _rig(root: Path, processes: list[Process]):
             "traceForwarding": {"namespaces": ["team-a", "team-b"]},
         }},
     }
+    other_cluster_xr = copy.deepcopy(cluster_xr)
+    other_cluster_xr["metadata"]["name"] = OTHER_CLUSTER
+    other_cluster_xr["spec"]["signals"]["traceForwarding"]["namespaces"] = ["team-a"]
+    services_file.write_text(yaml.safe_dump_all(xr_docs + [cluster_xr, other_cluster_xr]))
+    aggregator.__enter__()
+    processes.append(aggregator.process)
+
     agent = render_agent(cluster_xr, mode="SingleCluster", workdir=root / "agent-render")
     pod = agent.local_pod(root / "agent", pod_ip="127.0.0.1")
     config = yaml.safe_load(pod.config_path.read_text())
@@ -346,6 +364,56 @@ def test_traces_reach_only_their_own_backend_with_prompts_enrichment_and_samplin
     # What had no route (team-a/untraced: traces off) was counted, not kept.
     assert counter(aggregator.metrics(), "modelplane_aggregator_dropped_items_total",
                    signal="traces", reason="forward_no_route") == SENT_A_UNTRACED
+    # The agent's cluster lists both tenants: nothing it sent was refused.
+    assert counter(aggregator.metrics(), "modelplane_aggregator_dropped_items_total",
+                   signal="traces", reason="tenant_not_forwarded_by_cluster") == 0
+
+
+def raw_resource_spans(tenant: str, names: list[str], claims: dict[str, str]) -> dict[str, Any]:
+    """OTLP/JSON resource spans as an agent's trace path sends them (marked
+    for forwarding, prompt on), from a gateway in `tenant`, plus `claims`."""
+    now = time.time_ns()
+    attributes = {"k8s.namespace.name": tenant, "modelplane.trace_path": "forward", **claims}
+    return {
+        "resource": {"attributes": [{"key": k, "value": {"stringValue": v}} for k, v in attributes.items()]},
+        "scopeSpans": [{"scope": {"name": "llm-gateway"}, "spans": [{
+            "traceId": secrets.token_hex(16), "spanId": secrets.token_hex(8), "name": name, "kind": 3,
+            "startTimeUnixNano": str(now - 1_000_000), "endTimeUnixNano": str(now),
+            "attributes": [{"key": k, "value": {"stringValue": v}} for k, v in {
+                "gen_ai.operation.name": "chat", "gen_ai.request.model": "chat",
+                "gen_ai.input.messages": f"{PROMPT} {name}"}.items()],
+        }]} for name in names],
+    }
+
+
+def test_a_cluster_cannot_push_spans_into_a_tenant_it_does_not_forward(rig) -> None:
+    """Issue 12: spans from one tenant never reach another tenant's
+    forwarder, whatever attributes they claim. eu-2's InferenceCluster lists
+    team-a only; holding eu-2's token, it sends raw spans claiming team-b
+    (by namespace, by modelplane.tenant, and claiming to be eu-1) beside a
+    team-a span of its own."""
+    aggregator = rig["aggregator"]
+    refused_before = counter(aggregator.metrics(), "modelplane_aggregator_dropped_items_total",
+                             signal="traces", reason="tenant_not_forwarded_by_cluster")
+    b_before = forwarder_counter(rig, "team-b", "otelcol_receiver_accepted_spans")
+    a_before = forwarder_counter(rig, "team-a", "otelcol_receiver_accepted_spans")
+    body = {"resourceSpans": [
+        raw_resource_spans("team-b", ["eu2-claims-b-ns"], {"modelplane.cluster": CLUSTER}),
+        raw_resource_spans("team-a", ["eu2-claims-b-attr"], {"modelplane.tenant": "team-b"}),
+        raw_resource_spans("team-a", ["eu2-own-a"], {}),
+    ]}
+    response = requests.post(f"{aggregator.otlp_http}/v1/traces", data=json.dumps(body),
+                             headers={"content-type": "application/json",
+                                      "authorization": f"Bearer {OTHER_TOKEN}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    # The team-a span went to team-a's forwarder (in the same request as the
+    # refused ones, so their fate is settled too).
+    wait_until("team-a's forwarder to receive eu-2's team-a span",
+               lambda: forwarder_counter(rig, "team-a", "otelcol_receiver_accepted_spans") == a_before + 1)
+    assert forwarder_counter(rig, "team-b", "otelcol_receiver_accepted_spans") == b_before
+    assert not [s for s in backend_spans(rig["backends"]["team-b"]["out"]) if s["name"].startswith("eu2-")]
+    assert counter(aggregator.metrics(), "modelplane_aggregator_dropped_items_total",
+                   signal="traces", reason="tenant_not_forwarded_by_cluster") == refused_before + 2
 
 
 def test_a_dead_forwarder_never_blocks_ingest_and_drops_are_counted(rig) -> None:

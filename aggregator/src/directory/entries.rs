@@ -2,7 +2,7 @@
 //! Only the fields this project owns are parsed (never trace headers, whose
 //! literal values may be credentials), so a parse error cannot echo a secret.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use apis::{
     GpuPrice, MetricsPolicy, MetricsScope, ObservabilitySpec, PrivacyScope, RetentionDuration,
@@ -33,6 +33,11 @@ pub struct ClusterEntry {
     pub pricing: BTreeMap<String, GpuPrice>,
     /// Secret (name and key only) holding the cluster's ingest token.
     pub token_secret_ref: Option<SecretKeySelector>,
+    /// `spec.signals.traceForwarding.namespaces`: the tenants whose raw spans
+    /// this cluster's agent sends on the trace path. The forward router
+    /// routes raw spans from this cluster (as authenticated) only for these
+    /// tenants, whatever tenant the spans claim.
+    pub trace_forwarding_namespaces: BTreeSet<String>,
     /// `status.signals` as last observed on the XR (seeds the status writer
     /// after a restart so it neither rewrites nor forgets what is there).
     pub observed_status: Option<SignalsStatus>,
@@ -51,6 +56,7 @@ impl ClusterEntry {
             retention: RetentionDuration::default(),
             pricing: BTreeMap::new(),
             token_secret_ref: None,
+            trace_forwarding_namespaces: BTreeSet::new(),
             observed_status: None,
         }
     }
@@ -181,6 +187,10 @@ pub fn cluster_from_object(object: &Value) -> Result<ClusterEntry, SpecError> {
             .map(|c| c.pricing.into_iter().map(|p| (p.gpu.clone(), p)).collect())
             .unwrap_or_default();
         entry.token_secret_ref = signals.aggregator.and_then(|a| a.token_secret_ref);
+        entry.trace_forwarding_namespaces = signals
+            .trace_forwarding
+            .map(|t| t.namespaces.into_iter().collect())
+            .unwrap_or_default();
     }
     Ok(entry)
 }

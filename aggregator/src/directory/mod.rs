@@ -1,7 +1,7 @@
 //! The fleet directory: what the aggregator knows from watching the
 //! InferenceCluster and ModelService XRs (which kinds a cluster enabled, its
-//! privacy scope, retention and GPU prices; which services a tenant runs and
-//! whether they opted into fleet roll-ups).
+//! privacy scope, retention, GPU prices and trace-forwarding namespaces;
+//! which services a tenant runs and whether they opted into fleet roll-ups).
 //!
 //! [`Directory`] is a cheap, cloneable read handle. The Kubernetes watchers in
 //! [`watch`] write it; the status writer, the query API's fleet filter and the
@@ -149,6 +149,13 @@ impl Directory {
                 .clusters
                 .get(&key.cluster)
                 .is_some_and(|c| c.privacy == apis::PrivacyScope::Fleet)
+    }
+
+    /// Whether `cluster`'s InferenceCluster lists `tenant` in
+    /// `spec.signals.traceForwarding.namespaces` (false for an unknown cluster).
+    pub fn forwards_traces_of(&self, cluster: &str, tenant: &str) -> bool {
+        self.cluster(cluster)
+            .is_some_and(|c| c.trace_forwarding_namespaces.contains(tenant))
     }
 
     /// Price per GPU-hour of `sku` on `cluster` from `spec.signals.cost.pricing`.

@@ -29,10 +29,19 @@ fn parses_a_full_inference_cluster() {
             "retention": {"sketches": "7d"},
             "cost": {"pricing": [{"gpu": "H100", "pricePerGpuHour": 2.5}]},
             "aggregator": {"tokenSecretRef": {"name": "tok", "key": "token"}},
+            "traceForwarding": {"namespaces": ["team-b", "team-a"]},
         }},
         "status": {"signals": {"enabledKinds": ["Cost"], "agentReporting": true}},
     });
     let entry = cluster_from_object(&object).unwrap();
+    assert_eq!(
+        entry
+            .trace_forwarding_namespaces
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        vec!["team-a", "team-b"]
+    );
     assert_eq!(entry.name, "eu-west");
     assert!(entry.signals_configured);
     assert_eq!(
@@ -194,4 +203,26 @@ fn a_status_only_change_does_not_notify() {
             .observed_metrics
             .is_some()
     );
+}
+
+#[test]
+fn trace_forwarding_namespaces_are_read_per_cluster_and_default_to_none() {
+    let without = json!({"metadata": {"name": "c"}, "spec": {"signals": {}}});
+    assert!(
+        cluster_from_object(&without)
+            .unwrap()
+            .trace_forwarding_namespaces
+            .is_empty()
+    );
+    let directory = Directory::new();
+    directory.upsert_cluster(
+        cluster_from_object(&json!({
+            "metadata": {"name": "eu-west"},
+            "spec": {"signals": {"traceForwarding": {"namespaces": ["team-a"]}}},
+        }))
+        .unwrap(),
+    );
+    assert!(directory.forwards_traces_of("eu-west", "team-a"));
+    assert!(!directory.forwards_traces_of("eu-west", "team-b"));
+    assert!(!directory.forwards_traces_of("us-east", "team-a"));
 }

@@ -15,7 +15,10 @@
 //! Routes come from the XR watch ([`Directory`]): a ModelService whose
 //! `spec.observability.traces.enabled` is true and whose status names its
 //! forwarder's address in its own namespace. Spans of other services go
-//! nowhere; spans are matched to a tenant's services only (see [`route`]).
+//! nowhere; spans are matched to a tenant's services only (see [`route`]),
+//! and only for the tenants the authenticated cluster's InferenceCluster
+//! lists in `spec.signals.traceForwarding.namespaces` (others are dropped as
+//! `reason="tenant_not_forwarded_by_cluster"`).
 //! Nothing here stores or logs span contents.
 
 pub mod enrich;
@@ -41,6 +44,11 @@ use crate::telemetry::SelfMetrics;
 pub use enrich::{Enricher, NoEnrichment};
 use queue::BoundedQueue;
 use route::{Route, Routes};
+
+/// Drop reason (`modelplane_aggregator_dropped_items_total{signal="traces"}`)
+/// of raw spans whose tenant the authenticated cluster's InferenceCluster
+/// does not list in `spec.signals.traceForwarding.namespaces`.
+pub const TENANT_NOT_FORWARDED_BY_CLUSTER: &str = "tenant_not_forwarded_by_cluster";
 
 /// Trace fan-out flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -87,8 +95,10 @@ pub struct ForwardArgs {
     pub trace_forward_resolve: Vec<(String, String)>,
 
     /// ModelService XRs (YAML documents) to route traces for when the
-    /// aggregator runs without Kubernetes (development and tests); with
-    /// Kubernetes the XR watch is the only source.
+    /// aggregator runs without Kubernetes (development and tests), and the
+    /// InferenceCluster XRs whose `spec.signals.traceForwarding.namespaces`
+    /// say which tenants' spans each cluster may forward; with Kubernetes the
+    /// XR watch is the only source.
     #[arg(long, env = "SIGNAL_AGGREGATOR_MODEL_SERVICES_FILE")]
     pub model_services_file: Option<std::path::PathBuf>,
 }
@@ -100,25 +110,36 @@ fn parse_resolve(raw: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("{raw:?} is not ADDRESS=TARGET"))
 }
 
-/// Reads ModelService XRs from a YAML file into the directory (see
-/// [`ForwardArgs::model_services_file`]).
-pub fn load_services_file(path: &std::path::Path, directory: &Directory) -> anyhow::Result<usize> {
+/// Reads ModelService and InferenceCluster XRs from a YAML file into the
+/// directory (see [`ForwardArgs::model_services_file`]); returns how many of
+/// each. The clusters are replaced only when the file holds one.
+pub fn load_services_file(
+    path: &std::path::Path,
+    directory: &Directory,
+) -> anyhow::Result<(usize, usize)> {
     use anyhow::Context as _;
     use serde::Deserialize as _;
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut services = Vec::new();
+    let (mut services, mut clusters) = (Vec::new(), Vec::new());
     for document in serde_yaml::Deserializer::from_str(&text) {
         let value = serde_json::Value::deserialize(document)
             .with_context(|| format!("parsing {}", path.display()))?;
         if value.is_null() {
             continue;
         }
-        services.push(crate::directory::service_from_object(&value)?);
+        if value.get("kind").and_then(|k| k.as_str()) == Some("InferenceCluster") {
+            clusters.push(crate::directory::cluster_from_object(&value)?);
+        } else {
+            services.push(crate::directory::service_from_object(&value)?);
+        }
     }
-    let n = services.len();
+    let counts = (services.len(), clusters.len());
+    if !clusters.is_empty() {
+        directory.replace_clusters(clusters);
+    }
     directory.replace_services(services);
-    Ok(n)
+    Ok(counts)
 }
 
 impl ForwardArgs {
@@ -271,7 +292,15 @@ impl Forwarding {
     /// Makes the routes what the directory says: a worker per new
     /// forwarder, removed forwarders stopped (their queued spans dropped).
     pub fn update_routes(&self, directory: &Directory, enricher: &Arc<dyn Enricher>) {
-        let mut routes = Routes::default();
+        let mut routes = Routes {
+            tenants_by_cluster: directory
+                .clusters()
+                .iter()
+                .filter(|c| !c.trace_forwarding_namespaces.is_empty())
+                .map(|c| (c.name.clone(), c.trace_forwarding_namespaces.clone()))
+                .collect(),
+            ..Routes::default()
+        };
         for service in directory.services() {
             let Some(address) = &service.trace_forwarder else {
                 continue;
@@ -336,12 +365,8 @@ impl Forwarding {
         *self.routes.write() = Arc::new(routes);
     }
 
-    /// The copies of `request` that have a route (cheap when none has).
-    fn select(
-        &self,
-        origin: &Origin,
-        request: &ExportTraceServiceRequest,
-    ) -> BTreeMap<String, (ExportTraceServiceRequest, usize)> {
+    /// The copies of `request` that have a route, and what was refused.
+    fn select(&self, origin: &Origin, request: &ExportTraceServiceRequest) -> route::Selection {
         let routes = self.routes.read().clone();
         route::select(&routes, origin, request)
     }
@@ -435,7 +460,8 @@ impl ExportSink for ForwardingSink {
             .flat_map(|rs| rs.scope_spans.iter())
             .map(|ss| ss.spans.len() as u64)
             .sum();
-        let routed: u64 = selected.values().map(|(_, n)| *n as u64).sum();
+        let routed = selected.routed() as u64;
+        let refused = selected.refused as u64;
         drop(forward_only);
         let outcome = if request.resource_spans.is_empty() {
             Ok(ExportOutcome::default())
@@ -443,14 +469,19 @@ impl ExportSink for ForwardingSink {
             self.inner.export_traces(origin, request).await
         };
         if outcome.is_ok() {
-            // Raw spans of services without traces on (or of another
-            // cluster's tenants) go nowhere: counted, never kept.
+            // Raw spans of a tenant the authenticated cluster's
+            // InferenceCluster does not list in traceForwarding.namespaces go
+            // nowhere, whatever tenant they claim; raw spans of services
+            // without traces on likewise. Both counted, never kept.
+            self.forwarding
+                .metrics
+                .dropped("traces", TENANT_NOT_FORWARDED_BY_CLUSTER, refused);
             self.forwarding.metrics.dropped(
                 "traces",
                 "forward_no_route",
-                spans.saturating_sub(routed),
+                spans.saturating_sub(routed + refused),
             );
-            self.forwarding.enqueue(selected);
+            self.forwarding.enqueue(selected.copies);
         }
         outcome
     }

@@ -1,15 +1,20 @@
 //! Which spans of an export request go to which forwarder, and the copies
 //! that go. Only spans the agent sent on the trace path (raw, resource
-//! attribute `modelplane.trace_path: forward`) are forwarded. A resource's tenant and cluster are resolved as normalize
-//! resolves them (tenant from `modelplane.tenant`, else `k8s.namespace.name`;
-//! the authenticated cluster over any claimed one); a span goes to the
-//! forwarders of that tenant's ModelServices with traces on that serve its
-//! model, and nowhere else. Each copy's resource carries the tenant, service
-//! and routing cluster as the aggregator resolved them, overwriting whatever
-//! the sender put under those keys: the forwarder keeps only spans stamped
-//! with its own tenant and service.
+//! attribute `modelplane.trace_path: forward`) are forwarded. A resource's
+//! tenant is resolved as normalize resolves it (`modelplane.tenant`, else
+//! `k8s.namespace.name`), and it is forwarded only when the **authenticated**
+//! cluster's InferenceCluster lists that tenant in
+//! `spec.signals.traceForwarding.namespaces`: a cluster cannot push spans
+//! into another tenant's backend by claiming its name (an unauthenticated
+//! request, or a cluster without an InferenceCluster, forwards nothing). Such
+//! spans are counted as refused. Otherwise a span goes to the forwarders of
+//! that tenant's ModelServices with traces on that serve its model, and
+//! nowhere else. Each copy's resource carries the tenant, service and routing
+//! cluster as the aggregator resolved them, overwriting whatever the sender
+//! put under those keys: the forwarder keeps only spans stamped with its own
+//! tenant and service.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -32,16 +37,51 @@ pub struct Route {
     pub address: String,
 }
 
-/// Routes by tenant.
+/// Routes by tenant, and which tenants each cluster may forward spans of.
 #[derive(Debug, Default)]
 pub struct Routes {
     pub by_tenant: BTreeMap<String, Vec<Route>>,
+    /// InferenceCluster name → its `spec.signals.traceForwarding.namespaces`.
+    pub tenants_by_cluster: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Routes {
     pub fn is_empty(&self) -> bool {
         self.by_tenant.is_empty()
     }
+
+    /// Whether spans of `tenant` from (authenticated) `cluster` may be forwarded.
+    pub fn cluster_forwards(&self, cluster: &str, tenant: &str) -> bool {
+        self.tenants_by_cluster
+            .get(cluster)
+            .is_some_and(|tenants| tenants.contains(tenant))
+    }
+}
+
+/// What [`select`] made of a request.
+#[derive(Debug, Default)]
+pub struct Selection {
+    /// The copies each route receives, keyed by address, with their span counts.
+    pub copies: BTreeMap<String, (ExportTraceServiceRequest, usize)>,
+    /// Spans whose tenant the authenticated cluster does not forward traces
+    /// for (or that came from no authenticated cluster, or one without an
+    /// InferenceCluster): sent nowhere.
+    pub refused: usize,
+}
+
+impl Selection {
+    /// Spans that have a route.
+    pub fn routed(&self) -> usize {
+        self.copies.values().map(|(_, n)| n).sum()
+    }
+}
+
+fn span_count(resource_spans: &ResourceSpans) -> usize {
+    resource_spans
+        .scope_spans
+        .iter()
+        .map(|ss| ss.spans.len())
+        .sum()
 }
 
 pub(crate) fn str_value(value: Option<&AnyValue>) -> Option<&str> {
@@ -98,16 +138,11 @@ pub fn take_forward_path(
     })
 }
 
-/// The copies of `request`'s spans each route receives, keyed by address.
-pub fn select(
-    routes: &Routes,
-    origin: &Origin,
-    request: &ExportTraceServiceRequest,
-) -> BTreeMap<String, (ExportTraceServiceRequest, usize)> {
-    let mut out: BTreeMap<String, (ExportTraceServiceRequest, usize)> = BTreeMap::new();
-    if routes.is_empty() {
-        return out;
-    }
+/// The copies of `request`'s spans each route receives, keyed by address,
+/// and how many spans were refused because the authenticated cluster does
+/// not forward traces of the tenant they name.
+pub fn select(routes: &Routes, origin: &Origin, request: &ExportTraceServiceRequest) -> Selection {
+    let mut selection = Selection::default();
     for resource_spans in &request.resource_spans {
         let attributes = resource_spans
             .resource
@@ -119,14 +154,18 @@ pub fn select(
         else {
             continue;
         };
+        // Only the authenticated cluster counts, never a claimed one.
+        let Some(cluster) = origin
+            .authenticated_cluster
+            .as_deref()
+            .filter(|cluster| routes.cluster_forwards(cluster, tenant))
+        else {
+            selection.refused += span_count(resource_spans);
+            continue;
+        };
         let Some(tenant_routes) = routes.by_tenant.get(tenant) else {
             continue;
         };
-        let cluster = origin
-            .authenticated_cluster
-            .as_deref()
-            .or_else(|| attr(attributes, "modelplane.cluster"))
-            .or_else(|| attr(attributes, "k8s.cluster.name"));
         let resource_model = attr(attributes, "modelplane.model")
             .or_else(|| attr(attributes, "gen_ai.request.model"))
             .or_else(|| attr(attributes, "mesh_llm.model"));
@@ -161,12 +200,10 @@ pub fn select(
                 .retain(|kv| kv.key != TRACE_PATH_ATTRIBUTE);
             set_attr(&mut resource.attributes, TENANT, &route.tenant);
             set_attr(&mut resource.attributes, SERVICE, &route.service);
-            match cluster {
-                Some(cluster) => set_attr(&mut resource.attributes, ROUTING_CLUSTER, cluster),
-                None => resource.attributes.retain(|kv| kv.key != ROUTING_CLUSTER),
-            }
+            set_attr(&mut resource.attributes, ROUTING_CLUSTER, cluster);
             let spans: usize = scope_spans.iter().map(|s| s.spans.len()).sum();
-            let entry = out
+            let entry = selection
+                .copies
                 .entry(route.address.clone())
                 .or_insert_with(|| (ExportTraceServiceRequest::default(), 0));
             entry.0.resource_spans.push(ResourceSpans {
@@ -177,5 +214,5 @@ pub fn select(
             entry.1 += spans;
         }
     }
-    out
+    selection
 }

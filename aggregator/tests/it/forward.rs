@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use otlp_test_kit::string_kv;
 use otlp_test_kit::{span, traces_request};
 use parking_lot::Mutex;
-use signal_aggregator::directory::{Directory, ServiceEntry};
+use signal_aggregator::directory::{ClusterEntry, Directory, ServiceEntry};
 use signal_aggregator::forward::enrich::PrefixWarmth;
 use signal_aggregator::forward::sender::{Sent, classify};
 use signal_aggregator::forward::{Enricher, ForwardConfig, Forwarding, ForwardingSink};
@@ -132,6 +132,21 @@ fn service(tenant: &str, name: &str, forwarder: Option<String>) -> ServiceEntry 
     }
 }
 
+/// An InferenceCluster whose `spec.signals.traceForwarding.namespaces` are `tenants`.
+fn cluster(name: &str, tenants: &[&str]) -> ClusterEntry {
+    let mut entry = ClusterEntry::new(name);
+    entry.signals_configured = true;
+    entry.trace_forwarding_namespaces = tenants.iter().map(|t| t.to_string()).collect();
+    entry
+}
+
+/// A request authenticated as `cluster`'s ingest token.
+fn from(cluster: &str) -> Origin {
+    Origin {
+        authenticated_cluster: Some(cluster.into()),
+    }
+}
+
 struct Rig {
     sink: ForwardingSink,
     forwarding: Arc<Forwarding>,
@@ -140,10 +155,15 @@ struct Rig {
 }
 
 /// The pipeline on an in-memory store, decorated with the fan-out, routes
-/// from `services`. Forwarder addresses are loopback ports here; the
-/// directory's check that an address is in the tenant's namespace is its own
-/// test (`directory::trace_forwarders_*`), so the entries are built directly.
-async fn rig(services: Vec<ServiceEntry>, config: ForwardConfig) -> Rig {
+/// from `services`, the trace-forwarding namespaces from `clusters`.
+/// Forwarder addresses are loopback ports here; the directory's check that
+/// an address is in the tenant's namespace is its own test
+/// (`directory::trace_forwarders_*`), so the entries are built directly.
+async fn rig(
+    services: Vec<ServiceEntry>,
+    clusters: Vec<ClusterEntry>,
+    config: ForwardConfig,
+) -> Rig {
     let metrics = Arc::new(SelfMetrics::default());
     let store: Arc<dyn SketchStore> = Arc::new(MemoryStore::new(MemoryStoreConfig::default()));
     let pipeline: Arc<dyn ExportSink> = Arc::new(Pipeline::new(
@@ -153,6 +173,7 @@ async fn rig(services: Vec<ServiceEntry>, config: ForwardConfig) -> Rig {
     ));
     let directory = Directory::new();
     directory.replace_services(services);
+    directory.replace_clusters(clusters);
     let forwarding = Forwarding::new(config, metrics.clone());
     let enricher: Arc<dyn Enricher> = Arc::new(PrefixWarmth::new(
         store,
@@ -221,10 +242,14 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
             service("team-a", "untraced", None),
             service("team-b", "chat", Some(other_addr.clone())),
         ],
+        vec![
+            cluster("eu-west", &["team-a", "team-c"]),
+            cluster("us-east", &["team-b"]),
+        ],
         ForwardConfig::default(),
     )
     .await;
-    let origin = Origin::default();
+    let origin = from("eu-west");
     // team-a: one span of the traced service, one of the untraced one.
     let mut request = traces_request(
         raw("team-a", "eu-west"),
@@ -271,10 +296,8 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
         )
         .await
         .unwrap();
-    // team-b's own span, from an authenticated cluster.
-    let authenticated = Origin {
-        authenticated_cluster: Some("us-east".into()),
-    };
+    // team-b's own span, from its cluster (claiming another).
+    let authenticated = from("us-east");
     rig.sink
         .export_traces(
             &authenticated,
@@ -361,6 +384,13 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
         Some(2)
     );
     assert_eq!(
+        rig.metrics
+            .dropped_snapshot()
+            .get(&("traces", "tenant_not_forwarded_by_cluster"))
+            .copied(),
+        None
+    );
+    assert_eq!(
         rig.metrics.ingested_snapshot().get("traces").copied(),
         Some(1)
     );
@@ -373,6 +403,141 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
     );
 }
 
+/// Issue 12: spans from one tenant never reach another tenant's forwarder,
+/// whatever attributes they claim. A cluster's raw spans are forwarded only
+/// for the tenants its InferenceCluster lists in
+/// `spec.signals.traceForwarding.namespaces`, judged by the authenticated
+/// cluster (SECURITY.md, threat 1).
+#[tokio::test]
+async fn forward_a_cluster_cannot_push_spans_into_a_tenant_it_does_not_forward() {
+    let team_a = Receiver::default();
+    let team_b = Receiver::default();
+    let a_addr = team_a.clone().start().await;
+    let b_addr = team_b.clone().start().await;
+    let rig = rig(
+        vec![
+            service("team-a", "chat", Some(a_addr)),
+            service("team-b", "chat", Some(b_addr)),
+        ],
+        vec![
+            cluster("eu-west", &["team-a"]),
+            cluster("us-east", &["team-b"]),
+        ],
+        ForwardConfig::default(),
+    )
+    .await;
+    let refused = || {
+        rig.metrics
+            .dropped_snapshot()
+            .get(&("traces", "tenant_not_forwarded_by_cluster"))
+            .copied()
+            .unwrap_or(0)
+    };
+    let eu_west = from("eu-west");
+    // eu-west (which lists team-a only) claims team-b: by namespace, by
+    // `modelplane.tenant` over its own namespace, and claiming to be us-east.
+    rig.sink
+        .export_traces(
+            &eu_west,
+            traces_request(
+                raw("team-b", "us-east"),
+                vec![
+                    gateway_span("eu-claims-b-1", "chat"),
+                    gateway_span("eu-claims-b-2", "chat"),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused(), 2);
+    let mut tenant_attribute = raw("team-a", "eu-west");
+    tenant_attribute.push(string_kv("modelplane.tenant", "team-b"));
+    // One request: the claiming resource is refused, the listed tenant's
+    // resource beside it is forwarded.
+    let mut request = traces_request(
+        tenant_attribute,
+        vec![gateway_span("eu-tenant-attr-b", "chat")],
+    );
+    request.resource_spans.extend(
+        traces_request(
+            raw("team-a", "eu-west"),
+            vec![gateway_span("eu-own-a", "chat")],
+        )
+        .resource_spans,
+    );
+    rig.sink.export_traces(&eu_west, request).await.unwrap();
+    assert_eq!(refused(), 3);
+    // Not authenticated, or a cluster without an InferenceCluster: nothing
+    // is forwarded, even for a tenant some cluster lists.
+    for origin in [Origin::default(), from("ghost")] {
+        rig.sink
+            .export_traces(
+                &origin,
+                traces_request(
+                    raw("team-b", "us-east"),
+                    vec![gateway_span("unlisted-b", "chat")],
+                ),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(refused(), 5);
+    // us-east's own team-b spans still reach team-b.
+    rig.sink
+        .export_traces(
+            &from("us-east"),
+            traces_request(
+                raw("team-b", "us-east"),
+                vec![gateway_span("us-own-b", "chat")],
+            ),
+        )
+        .await
+        .unwrap();
+
+    team_a.wait_for_spans(1).await;
+    team_b.wait_for_spans(1).await;
+    eventually(|| {
+        rig.forwarding
+            .stats()
+            .iter()
+            .map(|s| s.3.forwarded)
+            .sum::<u64>()
+            == 2
+    })
+    .await;
+    let names = |r: &Receiver| -> Vec<(String, String, String)> {
+        r.spans()
+            .into_iter()
+            .map(|(resource, name)| {
+                (
+                    name,
+                    attr(&resource, "modelplane.tenant").unwrap_or("-").into(),
+                    attr(&resource, "modelplane.routing.cluster")
+                        .unwrap_or("-")
+                        .into(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&team_a),
+        vec![("eu-own-a".into(), "team-a".into(), "eu-west".into())]
+    );
+    assert_eq!(
+        names(&team_b),
+        vec![("us-own-b".into(), "team-b".into(), "us-east".into())]
+    );
+    // Counted under their own reason (where /metrics reads it), not as unrouted.
+    assert_eq!(refused(), 5);
+    assert_eq!(
+        rig.metrics
+            .dropped_snapshot()
+            .get(&("traces", "forward_no_route"))
+            .copied(),
+        None
+    );
+}
+
 #[tokio::test]
 async fn forward_a_dead_forwarder_never_blocks_ingest_and_drops_are_counted() {
     // Nothing listens on this port: every send fails with UNAVAILABLE.
@@ -382,13 +547,14 @@ async fn forward_a_dead_forwarder_never_blocks_ingest_and_drops_are_counted() {
     };
     let rig = rig(
         vec![service("team-a", "chat", Some(dead))],
+        vec![cluster("eu-west", &["team-a"])],
         ForwardConfig {
             queue_spans: 100,
             ..ForwardConfig::default()
         },
     )
     .await;
-    let origin = Origin::default();
+    let origin = from("eu-west");
     for i in 0..30 {
         let spans = (0..10)
             .map(|j| gateway_span(&format!("s{i}-{j}"), "chat"))
@@ -436,12 +602,13 @@ async fn forward_retries_after_unavailable_and_delivers_everything_once() {
     let address = receiver.clone().start().await;
     let rig = rig(
         vec![service("team-a", "chat", Some(address))],
+        vec![cluster("eu-west", &["team-a"])],
         ForwardConfig::default(),
     )
     .await;
     rig.sink
         .export_traces(
-            &Origin::default(),
+            &from("eu-west"),
             traces_request(raw("team-a", "eu-west"), vec![gateway_span("once", "chat")]),
         )
         .await
@@ -544,6 +711,7 @@ async fn forward_spans_carry_the_warmth_of_their_prefix() {
     let address = receiver.clone().start().await;
     let rig = rig(
         vec![service("team-a", "chat", Some(address))],
+        vec![cluster("eu-west", &["team-a"])],
         ForwardConfig::default(),
     )
     .await;
@@ -567,14 +735,14 @@ async fn forward_spans_carry_the_warmth_of_their_prefix() {
     // The agent's two pipelines: the stripped copy reaches the sketches first here.
     rig.sink
         .export_traces(
-            &Origin::default(),
+            &from("eu-west"),
             traces_request(resource("team-a", "eu-west"), spans.clone()),
         )
         .await
         .unwrap();
     rig.sink
         .export_traces(
-            &Origin::default(),
+            &from("eu-west"),
             traces_request(raw("team-a", "eu-west"), spans),
         )
         .await
@@ -679,6 +847,7 @@ async fn forward_prompts_reach_the_forwarder_and_never_the_store() {
     ));
     let directory = Directory::new();
     directory.replace_services(vec![service("team-a", "chat", Some(address))]);
+    directory.replace_clusters(vec![cluster("eu-west", &["team-a"])]);
     let forwarding = Forwarding::new(ForwardConfig::default(), metrics.clone());
     let enricher: Arc<dyn Enricher> = Arc::new(PrefixWarmth::new(
         store.clone(),
@@ -719,7 +888,7 @@ async fn forward_prompts_reach_the_forwarder_and_never_the_store() {
             2_000_000_000,
         )],
     );
-    let origin = Origin::default();
+    let origin = from("eu-west");
     sink.export_traces(&origin, stripped).await.unwrap();
     sink.export_traces(&origin, traces_request(raw_resource, vec![raw_span]))
         .await
