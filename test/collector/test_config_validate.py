@@ -37,6 +37,7 @@ import yaml
 from harness import peers
 
 from .rendered import (
+    AGENT_CONFIG_MAP,
     EXAMPLES,
     MODES,
     SIGNAL_KINDS,
@@ -84,13 +85,15 @@ COMPONENTS_BUILT = "Starting otelcol-k8s..."
 
 
 def examples_with_an_agent() -> list[Path]:
-    """Examples whose golden output holds the agent's ConfigMap. The goldens
-    equal what render prints (function/tests/examples.rs), and each case here
-    re-renders and fails if the agent is missing."""
+    """Examples whose golden output holds the agent's ConfigMap (a
+    ModelService's trace forwarder is a collector config too, checked in
+    test_forwarder_validate.py). The goldens equal what render prints
+    (function/tests/examples.rs), and each case here re-renders and fails if
+    the agent is missing."""
     return [
         case
         for case in sorted(p.parent for p in EXAMPLES.glob("*/xr.yaml"))
-        if "collector.yaml:" in (case / "expected.yaml").read_text()
+        if f"composition-resource-name: {AGENT_CONFIG_MAP}" in (case / "expected.yaml").read_text()
     ]
 
 
@@ -335,10 +338,12 @@ def test_collector_has_every_renderable_component() -> None:
 
 def test_full_example_uses_every_renderable_component(tmp_path: Path) -> None:
     """RENDERABLE_TYPES holds nothing stale: ic-full plus a cluster-wide
-    variant use every type in it, so the list is what the renderer emits."""
+    and a trace-forwarding variant use every type in it, so the list is what
+    the renderer emits."""
     used: dict[str, set[str]] = {cls: set() for cls in RENDERABLE_TYPES}
+    variants = ("scrape-namespaces-unset", "trace-forwarding")
     for mode in MODES:
-        for name, xr in (("full", full_cluster_xr()), ("cluster-wide", shape_variant_xr("scrape-namespaces-unset"))):
+        for name, xr in (("full", full_cluster_xr()), *((v, shape_variant_xr(v)) for v in variants)):
             agent = render_agent(xr, mode=mode, workdir=tmp_path / f"{name}-{mode}")
             for cls, types in component_types(agent.config).items():
                 used[cls] |= types
