@@ -7,6 +7,8 @@
 //! - [`rich`]: every OTLP field and value kind, twice (prost and hand-written
 //!   OTLP/JSON), for the decoders;
 //! - [`losses`]: payloads normalize refuses or drops, each with a known count;
+//! - [`heap`]: a counting global allocator and the RSS, for the memory
+//!   benches;
 //! - [`synthetic`]: seeded, realistic fleets of spans and engine metrics, for
 //!   the benches and `signal-loadgen` (`src/bin/signal-loadgen.rs`).
 //!
@@ -17,6 +19,7 @@ mod attributes;
 mod metrics;
 mod traces;
 
+pub mod heap;
 pub mod losses;
 pub mod rich;
 pub mod synthetic;
