@@ -36,6 +36,7 @@ from opentelemetry.sdk.resources import Resource as SdkResource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from harness.otlp import kv
 from harness.redis import RedisServer
 
 from .support import SIGNAL_KINDS, Aggregator
@@ -100,13 +101,6 @@ def text_attributes(secrets: Secrets, where: str, keys: list[str]) -> list[KeyVa
     ]
     return attributes
 
-
-def kv(key: str, value) -> KeyValue:
-    if isinstance(value, str):
-        return KeyValue(key=key, value=AnyValue(string_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(int_value=value))
 
 
 def resource(secrets: Secrets, tenant: str = TENANT, cluster: str = CLUSTER) -> Resource:

@@ -23,10 +23,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.metrics.v1 import metrics_pb2
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
+
+from harness.otlp import kv
 
 TENANT = "team-a"
 MODEL = "llama-3.1-8b"
@@ -95,13 +96,6 @@ def fleet_median(values: list[float]) -> float:
     """The median over clusters, as PromQL's quantile(0.5, ...) computes it."""
     return statistics.median(values)
 
-
-def kv(key: str, value) -> KeyValue:
-    if isinstance(value, str):
-        return KeyValue(key=key, value=AnyValue(string_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(int_value=value))
 
 
 def resource(cluster: str) -> Resource:

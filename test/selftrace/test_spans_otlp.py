@@ -24,7 +24,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
@@ -33,6 +32,7 @@ from harness import peers
 from harness.aggregator import Aggregator
 from harness.binaries import REPO_ROOT
 from harness.procs import Process, free_port
+from harness.otlp import kv
 
 PROMPT = "Summarize the merger memo for ACME-7731 confidential"
 TENANT = "team-a"
@@ -106,13 +106,6 @@ def attrs(item: dict[str, Any]) -> dict[str, Any]:
         out[a["key"]] = int(v) if kind == "intValue" else v
     return out
 
-
-def kv(key: str, value) -> KeyValue:
-    if isinstance(value, str):
-        return KeyValue(key=key, value=AnyValue(string_value=value))
-    if isinstance(value, float):
-        return KeyValue(key=key, value=AnyValue(double_value=value))
-    return KeyValue(key=key, value=AnyValue(int_value=value))
 
 
 def tenant_request() -> ExportTraceServiceRequest:
