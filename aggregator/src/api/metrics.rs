@@ -165,6 +165,16 @@ async fn self_metrics(state: &ApiState, text: &mut Text) {
     }
 }
 
+/// Each family twice: per series, and per cluster over fleet-visible series
+/// (metric-name prefix, what the help text says the scope is).
+const SCOPES: [(&str, &str); 2] = [
+    ("modelplane_signal", "per tenant, cluster and model"),
+    (
+        "modelplane_fleet",
+        "per cluster across fleet-visible series",
+    ),
+];
+
 async fn signal_gauges(state: &ApiState, text: &mut Text) -> Result<(), ApiError> {
     let now = (state.clock)();
     let query = StoreQuery {
@@ -199,18 +209,7 @@ async fn signal_gauges(state: &ApiState, text: &mut Text) -> Result<(), ApiError
         .iter()
         .map(|(cluster, sketch)| (vec![("cluster", cluster.as_str())], sketch))
         .collect();
-    for (prefix, scope, rows) in [
-        (
-            "modelplane_signal",
-            "per tenant, cluster and model",
-            &per_series,
-        ),
-        (
-            "modelplane_fleet",
-            "per cluster across fleet-visible series",
-            &per_cluster,
-        ),
-    ] {
+    for ((prefix, scope), rows) in SCOPES.into_iter().zip([&per_series, &per_cluster]) {
         for (field, suffix, what) in DISTRIBUTIONS {
             let name = format!("{prefix}_{suffix}");
             // `summary`: quantiles over a sliding window are what a summary's
@@ -362,18 +361,7 @@ async fn other_kinds(
                 )
             })
             .collect();
-        for (prefix, scope, rows) in [
-            (
-                "modelplane_signal",
-                "per tenant, cluster and model",
-                &per_series,
-            ),
-            (
-                "modelplane_fleet",
-                "per cluster across fleet-visible series",
-                &per_cluster,
-            ),
-        ] {
+        for ((prefix, scope), rows) in SCOPES.into_iter().zip([&per_series, &per_cluster]) {
             match kind {
                 SignalKind::Capacity => capacity(text, prefix, scope, rows),
                 SignalKind::ColdStart => cold_start(text, prefix, scope, rows),
