@@ -154,6 +154,23 @@ struct Rig {
     _stop: tokio_util::sync::DropGuard,
 }
 
+impl Rig {
+    /// Exports `spans` on the trace path (the raw copy) as `origin`, under a
+    /// resource naming `tenant` and claiming `cluster`.
+    async fn send_raw(
+        &self,
+        origin: &Origin,
+        tenant: &str,
+        cluster: &str,
+        spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+    ) {
+        self.sink
+            .export_traces(origin, traces_request(raw(tenant, cluster), spans))
+            .await
+            .unwrap();
+    }
+}
+
 /// The pipeline on an in-memory store, decorated with the fan-out, routes
 /// from `services`, the trace-forwarding namespaces from `clusters`.
 /// Forwarder addresses are loopback ports here; the directory's check that
@@ -286,28 +303,22 @@ async fn forward_spans_go_only_to_their_own_services_forwarder() {
     );
     rig.sink.export_traces(&origin, request).await.unwrap();
     // team-c has no traced service at all.
-    rig.sink
-        .export_traces(
-            &origin,
-            traces_request(
-                raw("team-c", "eu-west"),
-                vec![gateway_span("c-chat", "chat")],
-            ),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(
+        &origin,
+        "team-c",
+        "eu-west",
+        vec![gateway_span("c-chat", "chat")],
+    )
+    .await;
     // team-b's own span, from its cluster (claiming another).
     let authenticated = from("us-east");
-    rig.sink
-        .export_traces(
-            &authenticated,
-            traces_request(
-                raw("team-b", "claims-eu"),
-                vec![gateway_span("b-chat", "chat")],
-            ),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(
+        &authenticated,
+        "team-b",
+        "claims-eu",
+        vec![gateway_span("b-chat", "chat")],
+    )
+    .await;
 
     chat.wait_for_spans(2).await;
     other_tenant.wait_for_spans(1).await;
@@ -436,19 +447,16 @@ async fn forward_a_cluster_cannot_push_spans_into_a_tenant_it_does_not_forward()
     let eu_west = from("eu-west");
     // eu-west (which lists team-a only) claims team-b: by namespace, by
     // `modelplane.tenant` over its own namespace, and claiming to be us-east.
-    rig.sink
-        .export_traces(
-            &eu_west,
-            traces_request(
-                raw("team-b", "us-east"),
-                vec![
-                    gateway_span("eu-claims-b-1", "chat"),
-                    gateway_span("eu-claims-b-2", "chat"),
-                ],
-            ),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(
+        &eu_west,
+        "team-b",
+        "us-east",
+        vec![
+            gateway_span("eu-claims-b-1", "chat"),
+            gateway_span("eu-claims-b-2", "chat"),
+        ],
+    )
+    .await;
     assert_eq!(refused(), 2);
     let mut tenant_attribute = raw("team-a", "eu-west");
     tenant_attribute.push(string_kv("modelplane.tenant", "team-b"));
@@ -470,29 +478,23 @@ async fn forward_a_cluster_cannot_push_spans_into_a_tenant_it_does_not_forward()
     // Not authenticated, or a cluster without an InferenceCluster: nothing
     // is forwarded, even for a tenant some cluster lists.
     for origin in [Origin::default(), from("ghost")] {
-        rig.sink
-            .export_traces(
-                &origin,
-                traces_request(
-                    raw("team-b", "us-east"),
-                    vec![gateway_span("unlisted-b", "chat")],
-                ),
-            )
-            .await
-            .unwrap();
+        rig.send_raw(
+            &origin,
+            "team-b",
+            "us-east",
+            vec![gateway_span("unlisted-b", "chat")],
+        )
+        .await;
     }
     assert_eq!(refused(), 5);
     // us-east's own team-b spans still reach team-b.
-    rig.sink
-        .export_traces(
-            &from("us-east"),
-            traces_request(
-                raw("team-b", "us-east"),
-                vec![gateway_span("us-own-b", "chat")],
-            ),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(
+        &from("us-east"),
+        "team-b",
+        "us-east",
+        vec![gateway_span("us-own-b", "chat")],
+    )
+    .await;
 
     team_a.wait_for_spans(1).await;
     team_b.wait_for_spans(1).await;
@@ -606,13 +608,13 @@ async fn forward_retries_after_unavailable_and_delivers_everything_once() {
         ForwardConfig::default(),
     )
     .await;
-    rig.sink
-        .export_traces(
-            &from("eu-west"),
-            traces_request(raw("team-a", "eu-west"), vec![gateway_span("once", "chat")]),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(
+        &from("eu-west"),
+        "team-a",
+        "eu-west",
+        vec![gateway_span("once", "chat")],
+    )
+    .await;
     receiver.wait_for_spans(1).await;
     eventually(|| rig.forwarding.stats()[0].3.forwarded == 1).await;
     assert_eq!(*receiver.calls.lock(), 3);
@@ -740,13 +742,8 @@ async fn forward_spans_carry_the_warmth_of_their_prefix() {
         )
         .await
         .unwrap();
-    rig.sink
-        .export_traces(
-            &from("eu-west"),
-            traces_request(raw("team-a", "eu-west"), spans),
-        )
-        .await
-        .unwrap();
+    rig.send_raw(&from("eu-west"), "team-a", "eu-west", spans)
+        .await;
     receiver.wait_for_spans(14).await;
     let mut got: Vec<(String, String, String)> = receiver
         .accepted
