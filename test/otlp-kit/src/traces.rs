@@ -21,6 +21,23 @@ pub fn span(name: &str, attributes: Vec<KeyValue>, start: u64, end: u64) -> Span
     }
 }
 
+/// One `chat` span per model `model-<m>` for `m` in `models`: a series each.
+pub fn chat_spans_per_model(models: std::ops::Range<u32>, start: u64, end: u64) -> Vec<Span> {
+    models
+        .map(|m| {
+            span(
+                "chat",
+                vec![crate::string_kv(
+                    "gen_ai.request.model",
+                    format!("model-{m}"),
+                )],
+                start,
+                end,
+            )
+        })
+        .collect()
+}
+
 pub fn error_status() -> Option<Status> {
     Some(Status {
         code: status::StatusCode::Error as i32,

@@ -175,16 +175,7 @@ fn tenant_series_budget_folds_new_series_into_overflow_with_exact_totals() {
         max_series_per_tenant: 3,
         ..Default::default()
     });
-    let spans: Vec<_> = (0..5)
-        .map(|m| {
-            span(
-                "chat",
-                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
-                T0,
-                T1,
-            )
-        })
-        .collect();
+    let spans = chat_spans_per_model(0..5, T0, T1);
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(

@@ -67,16 +67,7 @@ fn series_over_the_budget_fold_into_overflow_and_lose_nothing() {
     assert_eq!(lost(&out), vec![]);
 
     // Spans too: one per span over the budget.
-    let spans = (5..8)
-        .map(|m| {
-            span(
-                "chat",
-                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
-                T0,
-                T1,
-            )
-        })
-        .collect();
+    let spans = chat_spans_per_model(5..8, T0, T1);
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(resource("team-a", "c3"), spans),
@@ -152,16 +143,7 @@ fn overflow_series_past_the_headroom_are_dropped_as_series_limit() {
     assert_eq!(kept, vec![("c1", OVERFLOW_MODEL, 1)]);
 
     // Spans of the new cluster too, one per span; another tenant is untouched.
-    let spans = (0..2)
-        .map(|m| {
-            span(
-                "chat",
-                vec![string_kv("gen_ai.request.model", format!("model-{m}"))],
-                T0,
-                T1,
-            )
-        })
-        .collect::<Vec<_>>();
+    let spans = chat_spans_per_model(0..2, T0, T1);
     let out = normalizer.traces(
         &Origin::default(),
         &traces_request(resource("team-a", &late), spans.clone()),
