@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use signal_aggregator::ingest::{ContentCoding, PayloadFormat, Refusal, decode_request};
+use signal_aggregator::ingest::{ContentCoding, PayloadFormat, decode_request};
 
 const LIMIT: usize = 64 * 1024;
 
@@ -19,9 +19,7 @@ fn check<R: signal_aggregator::ingest::OtlpRequest>(data: &[u8]) {
         Ok(request) => {
             let _ = request.item_count();
         }
-        Err(Refusal::InvalidData { description, .. }) => assert!(!description.is_empty()),
-        Err(Refusal::TooLarge { limit }) => assert!(data.len() > limit),
-        Err(other) => panic!("unexpected refusal {other:?}"),
+        Err(refusal) => modelplane_signals_fuzz::check_body_refusal(refusal, data.len()),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use signal_aggregator::ingest::Refusal;
 use signal_aggregator::normalize::{NormalizeConfig, Normalized, Normalizer};
 use signal_aggregator::signal::Origin;
 use signal_aggregator::sketch::{SeriesSketch, sketch_batch_at};
@@ -9,6 +10,16 @@ use std::time::{Duration, UNIX_EPOCH};
 
 /// The arrival time every normalizing target uses (points around it are sane).
 pub const NOW_SECS: u64 = 1_800_000_000;
+
+/// A body of `input_len` bytes refused by `decode_request`: only as invalid
+/// (with a message a user can act on) or as over the limit it really exceeds.
+pub fn check_body_refusal(refusal: Refusal, input_len: usize) {
+    match refusal {
+        Refusal::InvalidData { description, .. } => assert!(!description.is_empty()),
+        Refusal::TooLarge { limit } => assert!(input_len > limit),
+        other => panic!("unexpected refusal {other:?}"),
+    }
+}
 
 /// An encoded sketch that decoded must encode to the same bytes again, and
 /// decode to them through `merge_encoded` into an empty sketch as well.
