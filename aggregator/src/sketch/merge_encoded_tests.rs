@@ -166,6 +166,17 @@ fn ttft_frame(count: u64, bucket: u64) -> Vec<u8> {
 }
 
 fn ttft_frame_version(version: u8, count: u64, bucket: u64) -> Vec<u8> {
+    ttft_frame_encoded(version, count, 0, bucket)
+}
+
+/// A one-sample TTFT frame whose positive bucket store starts at `offset`.
+fn ttft_frame_at(offset: i64) -> Vec<u8> {
+    ttft_frame_encoded(ENCODING_VERSION, 1, offset, 1)
+}
+
+/// A one-field series in encoding `version` whose TTFT sketch holds `count`
+/// samples, `bucket` of them in one positive bucket at index `offset`.
+fn ttft_frame_encoded(version: u8, count: u64, offset: i64, bucket: u64) -> Vec<u8> {
     let mut w = Writer::default();
     w.u8(version);
     w.varint(0);
@@ -178,7 +189,7 @@ fn ttft_frame_version(version: u8, count: u64, bucket: u64) -> Vec<u8> {
     w.f64(1.0);
     w.f64(1.0);
     w.varint(0); // zero bucket
-    w.zigzag(0); // positive store: the bucket of 1.0
+    w.zigzag(offset); // positive store: one bucket (offset 0: the bucket of 1.0)
     w.varint(1);
     w.varint(bucket);
     w.zigzag(0); // empty negative store
@@ -219,29 +230,6 @@ fn counts_past_u32_widen_as_decode_then_merge_does() {
         merged.summary(Field::TtftSeconds).unwrap().count,
         5_000_000_002
     );
-}
-
-/// A one-sample TTFT frame whose positive bucket store starts at `offset`.
-fn ttft_frame_at(offset: i64) -> Vec<u8> {
-    let mut w = Writer::default();
-    w.u8(ENCODING_VERSION);
-    w.varint(0);
-    w.varint(1);
-    w.str(Field::TtftSeconds.as_str());
-    w.varint(0);
-    w.u8(1); // distribution
-    w.varint(1);
-    w.f64(1.0);
-    w.f64(1.0);
-    w.f64(1.0);
-    w.varint(0); // zero bucket
-    w.zigzag(offset); // positive store: one bucket at `offset`
-    w.varint(1);
-    w.varint(1);
-    w.zigzag(0); // empty negative store
-    w.varint(0);
-    w.varint(0); // no histogram layouts
-    w.buf
 }
 
 /// Found by the `store_value` fuzz target: `offset + len` of a stored bucket
